@@ -1,0 +1,21 @@
+# Omicslake: public omics data -> dlt -> staging Parquet -> zero-copy DuckLake.
+# Data flow: config -> rules/<source>.smk (ingest, one job per dataset) -> rules/register.smk.
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/http.smk"
+include: "rules/register.smk"
+
+
+rule all:
+    input:
+        all_receipts(),
+    default_target: True

@@ -1,0 +1,21 @@
+"""One error type that names the dataset, the file and the cause."""
+
+
+class DatasetError(Exception):
+    """A dataset cannot be loaded; the message is meant for the user, not a traceback."""
+
+    def __init__(self, dataset: str, cause: str, file: str | None = None):
+        self.dataset, self.file, self.cause = dataset, file, cause
+        where = f"{dataset}: {file}" if file else dataset
+        super().__init__(f"{where}: {cause}")
+
+
+def root_dataset_error(exc: BaseException) -> DatasetError | None:
+    """Find a DatasetError in an exception chain (dlt wraps errors raised inside resources)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, DatasetError):
+            return exc
+        seen.add(id(exc))
+        exc = getattr(exc, "exception", None) or exc.__cause__ or exc.__context__
+    return None

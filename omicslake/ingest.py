@@ -1,0 +1,53 @@
+"""One ingest job: ask the source for a plan, stage it through dlt, write the manifest.
+
+Every source module under `omicslake.sources` has the same shape: a function
+`plan(name, cfg, workdir, previous, settings) -> Plan | None` that fetches what changed (None:
+nothing changed since the receipt `previous`) and returns the dlt source that turns the fetched
+files into Arrow tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from pathlib import Path
+
+import dlt
+
+from omicslake import staging
+from omicslake.download import DownloadSettings
+from omicslake.manifest import Manifest, Receipt, Upstream, fingerprint
+
+log = logging.getLogger("omicslake")
+
+
+@dataclasses.dataclass
+class Plan:
+    upstream: list[Upstream]
+    options: dict  # everything besides upstream bytes that shapes the tables
+    source: dlt.sources.DltSource
+
+
+def ingest(source: str, name: str, cfg: dict, manifest_path: str | Path, settings: dict | None = None) -> Manifest:
+    """Fetch dataset `<source>.<name>` and write its manifest; the manifest's folder is the
+    dataset's staging folder (see `omicslake.staging`)."""
+    dataset = f"{source}.{name}"
+    folder = Path(manifest_path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = Receipt.read(folder / "receipt.json")
+    module = importlib.import_module(f"omicslake.sources.{source}")
+    plan = module.plan(name, cfg, folder, previous, DownloadSettings(**(settings or {})))
+    if plan is None:
+        log.info("%s: upstream unchanged since load %s", dataset, previous.load_id)
+        manifest = staging.unchanged(dataset, previous.upstream, previous.fingerprint)
+    else:
+        digest = fingerprint(plan.upstream, plan.options)
+        if previous and previous.fingerprint == digest:
+            log.info("%s: content unchanged since load %s", dataset, previous.load_id)
+            manifest = staging.unchanged(dataset, plan.upstream, digest)
+        else:
+            manifest = staging.stage(dataset, plan.source, folder, plan.upstream, digest)
+            log.info("%s: staged %d files, %d rows", dataset, len(manifest.files), sum(f.rows for f in manifest.files))
+    manifest.write(manifest_path)
+    return manifest

@@ -1,0 +1,29 @@
+"""Run one workflow job: log to the job's log file, turn a DatasetError into one clear line."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from omicslake.errors import DatasetError
+
+
+def run(log_file: str | None, func: Callable, *args, **kwargs):
+    """Call `func`; on a DatasetError print `omicslake: <dataset>: <file>: <cause>` and exit 1."""
+    with contextlib.ExitStack() as stack:
+        if log_file:
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            stream = stack.enter_context(open(log_file, "a"))
+            stack.enter_context(contextlib.redirect_stderr(stream))
+        logging.basicConfig(
+            stream=sys.stderr, level=logging.INFO, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        try:
+            return func(*args, **kwargs)
+        except DatasetError as e:
+            logging.getLogger("omicslake").error("%s", e)
+            print(f"omicslake: {e}", file=sys.__stderr__)
+            raise SystemExit(1) from None

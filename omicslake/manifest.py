@@ -1,0 +1,133 @@
+"""The staging contract between an ingest job and registration: `manifest.json`.
+
+A manifest describes one load of one dataset: the Parquet files dlt wrote (table, rows, bytes,
+schema, dlt load id), the upstream files they came from (URL, checksum, ETag/Last-Modified or
+version, fetch time) and a fingerprint of the upstream content. `status` is "changed" when files
+were staged, "unchanged" when the source said nothing changed since the last registered load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from omicslake.errors import DatasetError
+
+VERSION = 1
+
+
+@dataclasses.dataclass
+class StagedFile:
+    table: str  # lake table, "<schema>.<table>"
+    path: str  # absolute path of the Parquet file in staging
+    rows: int
+    bytes: int
+    schema: list[dict]  # [{"name": ..., "type": <arrow type>}]
+    load_id: str
+
+
+@dataclasses.dataclass
+class Upstream:
+    url: str
+    checksum: str | None = None  # "sha256:<hex>" / "md5:<hex>" of the raw upstream bytes
+    size: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    version: str | None = None
+    fetched_at: str | None = None
+
+
+@dataclasses.dataclass
+class Manifest:
+    dataset: str  # "<source>.<name>"
+    source: str
+    status: str  # "changed" | "unchanged"
+    fingerprint: str
+    upstream: list[Upstream]
+    files: list[StagedFile]
+    pipeline: str | None = None
+    load_id: str | None = None
+    workflow_version: str | None = None
+    version: int = VERSION
+
+    def write(self, path: str | os.PathLike) -> None:
+        """Write atomically: a crash never leaves a half manifest behind."""
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> Manifest:
+        data = json.loads(Path(path).read_text())
+        if data.get("version") != VERSION:
+            raise DatasetError(
+                data.get("dataset", "?"), f"unsupported manifest version {data.get('version')}", str(path)
+            )
+        data["upstream"] = [Upstream(**u) for u in data["upstream"]]
+        data["files"] = [StagedFile(**f) for f in data["files"]]
+        return cls(**data)
+
+
+def describe_file(path: str, table: str, load_id: str) -> StagedFile:
+    """Describe a Parquet file from its footer (no data read)."""
+    meta = pq.read_metadata(path)
+    schema = [{"name": f.name, "type": str(f.type)} for f in meta.schema.to_arrow_schema()]
+    return StagedFile(table, path, meta.num_rows, os.path.getsize(path), schema, load_id)
+
+
+def check_file(dataset: str, staged: StagedFile, actual_path: str) -> None:
+    """The file on disk is the file the manifest describes (bytes, rows, schema)."""
+    if not os.path.exists(actual_path):
+        raise DatasetError(dataset, "staged file is missing", staged.path)
+    actual = describe_file(actual_path, staged.table, staged.load_id)
+    for field in ("bytes", "rows", "schema"):
+        if getattr(actual, field) != getattr(staged, field):
+            raise DatasetError(
+                dataset,
+                f"file does not match its manifest: {field} {getattr(actual, field)!r} != {getattr(staged, field)!r}",
+                staged.path,
+            )
+
+
+@dataclasses.dataclass
+class Receipt:
+    """What registration left in the lake for a dataset; ingest reads it to skip unchanged data."""
+
+    dataset: str
+    status: str  # "registered" | "unchanged"
+    load_id: str
+    snapshot_id: int
+    fingerprint: str
+    upstream: list[Upstream]
+    files: list[str]  # paths relative to the lake's DATA_PATH
+    rows: int
+    registered_at: str
+
+    def write(self, path: str | os.PathLike) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> Receipt | None:
+        """The receipt at `path`, or None when absent or unreadable (then ingest starts afresh)."""
+        try:
+            data = json.loads(Path(path).read_text())
+            data["upstream"] = [Upstream(**u) for u in data["upstream"]]
+            return cls(**data)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+
+def fingerprint(upstream: list[Upstream], options: dict) -> str:
+    """Identity of a load: upstream content checksums plus the options that shape the tables."""
+    import hashlib
+
+    payload = {
+        "upstream": sorted(u.checksum or f"{u.url}|{u.size}|{u.last_modified}" for u in upstream),
+        "options": options,
+    }
+    return "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,354 @@
+"""Register a staged load in DuckLake, zero-copy, in one snapshot.
+
+For one manifest: check it against the files; plan each table (create, evolve with new nullable
+columns, or stop on a type conflict); rename the files into the table's folder under DATA_PATH
+(never a copy: DuckLake then stores them relative to DATA_PATH, so the lake is relocatable);
+then in ONE transaction retire the dataset's previous files, `ducklake_add_data_files`, and write
+provenance rows; finally write the receipt and clean dlt leftovers. Nothing here deletes a file
+the catalog references.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from omicslake import staging
+from omicslake.catalog import ALIAS, normalise, open_lake
+from omicslake.errors import DatasetError
+from omicslake.manifest import Manifest, Receipt, StagedFile, check_file
+
+log = logging.getLogger("omicslake")
+META = f"__ducklake_metadata_{ALIAS}"
+
+PROVENANCE = f"""
+BEGIN;
+CREATE SCHEMA IF NOT EXISTS {ALIAS}.omicslake;
+CREATE TABLE IF NOT EXISTS {ALIAS}.omicslake.loads (
+    dataset VARCHAR, load_id VARCHAR, snapshot_id BIGINT, fingerprint VARCHAR,
+    replaced_load_id VARCHAR, files BIGINT, rows BIGINT, bytes BIGINT,
+    dlt_pipeline VARCHAR, workflow_version VARCHAR, registered_at TIMESTAMP WITH TIME ZONE);
+CREATE TABLE IF NOT EXISTS {ALIAS}.omicslake.files (
+    dataset VARCHAR, load_id VARCHAR, snapshot_id BIGINT, table_name VARCHAR,
+    path VARCHAR, rows BIGINT, bytes BIGINT);
+CREATE TABLE IF NOT EXISTS {ALIAS}.omicslake.upstream (
+    dataset VARCHAR, load_id VARCHAR, snapshot_id BIGINT, url VARCHAR, checksum VARCHAR,
+    size BIGINT, etag VARCHAR, last_modified VARCHAR, version VARCHAR, fetched_at VARCHAR);
+COMMIT;
+"""
+INTEGERS = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT"]
+
+
+def relative(path: Path, data_path: str) -> str:
+    return str(path.relative_to(data_path)) if path.is_relative_to(data_path) else str(path)
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclasses.dataclass
+class TablePlan:
+    schema: str
+    table: str
+    exists: bool
+    folder: Path  # where the table's files live under DATA_PATH
+    add_columns: list[tuple[str, str]]  # (name, DuckDB type) to create or add
+    files: list[tuple[StagedFile, Path]]  # (staged file, destination)
+
+    @property
+    def qualified(self) -> str:
+        return f"{ALIAS}.{ident(self.schema)}.{ident(self.table)}"
+
+
+def register(
+    manifest_path: str | os.PathLike, catalog: str, data_path: str, receipt_path: str | os.PathLike
+) -> Receipt:
+    """Register the load described by `manifest_path`; write and return its receipt."""
+    manifest = Manifest.read(manifest_path)
+    dataset, workdir = manifest.dataset, Path(manifest_path).parent
+    _, data_path = normalise(catalog, data_path)
+    with open_lake(catalog, data_path) as con:
+        con.execute(PROVENANCE)
+        current = current_load(con, dataset)
+        if current and current["fingerprint"] == manifest.fingerprint:
+            log.info(
+                "%s: unchanged, lake keeps load %s (snapshot %s)", dataset, current["load_id"], current["snapshot_id"]
+            )
+            receipt = receipt_of(con, dataset, current, manifest, "unchanged")
+        elif manifest.status == "unchanged":
+            raise DatasetError(
+                dataset,
+                "source reported no change, but the lake does not hold that load; "
+                f"delete {Path(receipt_path).name} and rerun",
+                str(manifest_path),
+            )
+        else:
+            receipt = load(con, manifest, data_path, current)
+    receipt.write(receipt_path)
+    staging.clean(workdir, manifest.pipeline)
+    return receipt
+
+
+def current_load(con: duckdb.DuckDBPyConnection, dataset: str) -> dict | None:
+    row = con.execute(
+        f"SELECT * FROM {ALIAS}.omicslake.loads WHERE dataset = ? ORDER BY snapshot_id DESC LIMIT 1", [dataset]
+    ).fetchone()
+    return dict(zip([d[0] for d in con.description], row, strict=True)) if row else None
+
+
+def receipt_of(con, dataset: str, load_row: dict, manifest: Manifest, status: str) -> Receipt:
+    files = [
+        r[0]
+        for r in con.execute(
+            f"SELECT path FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ? ORDER BY path",
+            [dataset, load_row["load_id"]],
+        ).fetchall()
+    ]
+    return Receipt(
+        dataset,
+        status,
+        load_row["load_id"],
+        load_row["snapshot_id"],
+        load_row["fingerprint"],
+        manifest.upstream,
+        files,
+        load_row["rows"],
+        now(),
+    )
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def load(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None) -> Receipt:
+    dataset = manifest.dataset
+    if not manifest.files:
+        raise DatasetError(dataset, "the load staged no files (empty source?)")
+    plans = plan_tables(con, manifest, data_path)
+    already = registered_paths(con, [p for p in plans if p.exists])
+    for plan in plans:
+        for _staged, dest in plan.files:
+            if str(dest) in already:
+                raise DatasetError(
+                    dataset, "file is already registered in the lake; refusing to add it twice", str(dest)
+                )
+    moved = move_into_lake(dataset, plans)
+    try:
+        snapshot_id = con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()[0] + 1
+        con.execute("BEGIN")
+        retire(con, dataset, current, data_path)
+        for plan in plans:
+            add_files(con, plan)
+        write_provenance(con, manifest, plans, data_path, snapshot_id, current)
+        con.execute(
+            f"CALL {ALIAS}.set_commit_message('omicslake', ?, extra_info => ?)",
+            [
+                f"load {dataset} {manifest.load_id}",
+                json.dumps({"dataset": dataset, "load_id": manifest.load_id, "fingerprint": manifest.fingerprint}),
+            ],
+        )
+        con.execute("COMMIT")
+    except Exception as e:
+        with_rollback(con)
+        for src, dest in reversed(moved):
+            dest.replace(src)  # back to staging: a rerun of register starts from the same state
+        if isinstance(e, DatasetError):
+            raise
+        raise DatasetError(dataset, f"registration failed, catalog unchanged: {first_line(e)}") from e
+    actual = con.execute(
+        f"SELECT snapshot_id FROM {ALIAS}.snapshots() WHERE commit_message = ?", [f"load {dataset} {manifest.load_id}"]
+    ).fetchone()[0]
+    if actual != snapshot_id:  # only possible with a concurrent writer on a multi-writer catalog
+        log.warning(
+            "%s: load %s landed in snapshot %s, provenance says %s", dataset, manifest.load_id, actual, snapshot_id
+        )
+    rows = sum(f.rows for f in manifest.files)
+    log.info("%s: registered %d files, %d rows in snapshot %s", dataset, len(moved), rows, actual)
+    return receipt_of(con, dataset, current_load(con, dataset), manifest, "registered")
+
+
+def with_rollback(con) -> None:
+    with contextlib.suppress(duckdb.Error):  # no transaction open
+        con.execute("ROLLBACK")
+
+
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def plan_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str) -> list[TablePlan]:
+    """Check every file against its manifest entry and its lake table; decide DDL and destinations."""
+    dataset, by_table = manifest.dataset, {}
+    for staged in manifest.files:
+        by_table.setdefault(staged.table, []).append(staged)
+    plans = []
+    for qualified, files in sorted(by_table.items()):
+        schema, table = qualified.split(".", 1)
+        folder = table_folder(con, schema, table, data_path)
+        existing = table_columns(con, schema, table)
+        columns = dict(existing or {})
+        add_columns, placed = [], []
+        for staged in files:
+            dest = folder / Path(staged.path).name
+            actual = staged.path if os.path.exists(staged.path) else str(dest)  # moved by an interrupted run
+            check_file(dataset, staged, actual)
+            for name, type_ in file_columns(con, actual):
+                if name not in columns:
+                    columns[name] = type_
+                    add_columns.append((name, type_))
+                elif not compatible(type_, columns[name]):
+                    raise DatasetError(
+                        dataset,
+                        f"schema conflict in column {name!r}: {type_} in the file, "
+                        f"{columns[name]} in lake table {qualified}",
+                        Path(staged.path).name,
+                    )
+            placed.append((staged, dest))
+        plans.append(TablePlan(schema, table, existing is not None, folder, add_columns, placed))
+    return plans
+
+
+def compatible(file_type: str, table_type: str) -> bool:
+    """Same type, or an integer that fits the table's wider integer (DuckLake maps those)."""
+    if file_type == table_type:
+        return True
+    if file_type in INTEGERS and table_type in INTEGERS:
+        return INTEGERS.index(file_type) <= INTEGERS.index(table_type)
+    return False
+
+
+def file_columns(con, path: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [path]).fetchall()]
+
+
+def table_columns(con, schema: str, table: str) -> dict[str, str] | None:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "
+        "AND table_name = ? ORDER BY column_index",
+        [ALIAS, schema, table],
+    ).fetchall()
+    return dict(rows) if rows else None
+
+
+def table_folder(con, schema: str, table: str, data_path: str) -> Path:
+    """The folder DuckLake uses for a table: files placed there are stored relative to DATA_PATH."""
+    row = con.execute(
+        f"SELECT s.path, s.path_is_relative, t.path, t.path_is_relative FROM {META}.ducklake_table t "
+        f"JOIN {META}.ducklake_schema s USING (schema_id) WHERE s.schema_name = ? AND t.table_name = ? "
+        "AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL",
+        [schema, table],
+    ).fetchone()
+    if row is None:
+        row = con.execute(
+            f"SELECT path, path_is_relative, ?, true FROM {META}.ducklake_schema "
+            "WHERE schema_name = ? AND end_snapshot IS NULL",
+            [f"{table}/", schema],
+        ).fetchone()
+    if row is None:
+        row = (f"{schema}/", True, f"{table}/", True)  # DuckLake's default for a new schema and table
+    schema_path, schema_rel, table_path, table_rel = row
+    base = Path(schema_path) if not schema_rel else Path(data_path, schema_path)
+    return Path(table_path) if not table_rel else base / table_path
+
+
+def registered_paths(con, plans: list[TablePlan]) -> set[str]:
+    paths = set()
+    for plan in plans:
+        rows = con.execute(
+            "SELECT data_file FROM ducklake_list_files(?, ?, schema => ?)", [ALIAS, plan.table, plan.schema]
+        ).fetchall()
+        paths.update(r[0] for r in rows)
+    return paths
+
+
+def move_into_lake(dataset: str, plans: list[TablePlan]) -> list[tuple[Path, Path]]:
+    """Rename staged files into their table folders; same filesystem only, never a copy."""
+    moved = []
+    try:
+        for plan in plans:
+            plan.folder.mkdir(parents=True, exist_ok=True)
+            for staged, dest in plan.files:
+                src = Path(staged.path)
+                if not src.exists() and dest.exists():
+                    continue  # moved by an interrupted earlier attempt
+                os.rename(src, dest)
+                moved.append((src, dest))
+    except OSError as e:
+        for src, dest in reversed(moved):
+            dest.replace(src)
+        hint = " (staging and lake data_path must be on the same filesystem)" if e.errno == 18 else ""
+        raise DatasetError(dataset, f"cannot move file into the lake: {e.strerror}{hint}", e.filename) from e
+    return moved
+
+
+def retire(con, dataset: str, current: dict | None, data_path: str) -> None:
+    """Delete the rows of the dataset's previous load (files stay: time travel still reads them)."""
+    if not current:
+        return
+    rows = con.execute(
+        f"SELECT table_name, path FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
+        [dataset, current["load_id"]],
+    ).fetchall()
+    by_table: dict[str, list[str]] = {}
+    for table_name, path in rows:
+        by_table.setdefault(table_name, []).append(str(Path(data_path, path)))
+    for table_name, paths in by_table.items():
+        schema, table = table_name.split(".", 1)
+        if table_columns(con, schema, table) is not None:
+            con.execute(f"DELETE FROM {ALIAS}.{ident(schema)}.{ident(table)} WHERE filename IN ?", [paths])
+
+
+def add_files(con, plan: TablePlan) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.{ident(plan.schema)}")
+    if not plan.exists:
+        columns = ", ".join(f"{ident(n)} {t}" for n, t in plan.add_columns)
+        con.execute(f"CREATE TABLE {plan.qualified} ({columns})")
+    else:
+        for name, type_ in plan.add_columns:
+            con.execute(f"ALTER TABLE {plan.qualified} ADD COLUMN {ident(name)} {type_}")
+    con.execute(
+        "CALL ducklake_add_data_files(?, ?, ?, schema => ?, allow_missing => true)",
+        [ALIAS, plan.table, [str(d) for _, d in plan.files], plan.schema],
+    )
+
+
+def write_provenance(
+    con, manifest: Manifest, plans: list[TablePlan], data_path: str, snapshot_id: int, current: dict | None
+) -> None:
+    dataset, load_id = manifest.dataset, manifest.load_id
+    files = [f for p in plans for f in p.files]
+    con.execute(
+        f"INSERT INTO {ALIAS}.omicslake.loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+        [
+            dataset,
+            load_id,
+            snapshot_id,
+            manifest.fingerprint,
+            current["load_id"] if current else None,
+            len(files),
+            sum(s.rows for s, _ in files),
+            sum(s.bytes for s, _ in files),
+            manifest.pipeline,
+            manifest.workflow_version,
+        ],
+    )
+    con.executemany(
+        f"INSERT INTO {ALIAS}.omicslake.files VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [[dataset, load_id, snapshot_id, s.table, relative(d, data_path), s.rows, s.bytes] for s, d in files],
+    )
+    con.executemany(
+        f"INSERT INTO {ALIAS}.omicslake.upstream VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [dataset, load_id, snapshot_id, u.url, u.checksum, u.size, u.etag, u.last_modified, u.version, u.fetched_at]
+            for u in manifest.upstream
+        ],
+    )

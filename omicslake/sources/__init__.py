@@ -1,0 +1,1 @@
+"""One module per upstream; each exposes `plan(name, cfg, workdir, previous, settings)`."""

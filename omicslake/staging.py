@@ -1,0 +1,89 @@
+"""Run a dlt source into staging Parquet (filesystem destination, Arrow items) and describe it.
+
+Layout of one dataset's staging folder (the workflow owns it):
+
+    <staging>/<source>/<name>/
+        manifest.json       declared output of the ingest rule
+        receipt.json        declared output of the register rule
+        download/           raw upstream files (deleted once staged)
+        parquet/            dlt filesystem destination: <dataset>/<table>/<load_id>.<file_id>.parquet
+        .dlt/               dlt pipelines_dir: pipeline state (incremental cursors) and schemas
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dlt
+
+from omicslake import __version__
+from omicslake.errors import DatasetError, root_dataset_error
+from omicslake.manifest import Manifest, Upstream, describe_file
+
+DLT_DATASET = "stage"
+
+
+def pipeline_name(dataset: str) -> str:
+    return dataset.replace(".", "__")
+
+
+def stage(
+    dataset: str,
+    source: dlt.sources.DltSource,
+    workdir: Path,
+    upstream: list[Upstream],
+    fingerprint: str,
+) -> Manifest:
+    """Run `source` through dlt into `workdir/parquet` and return the manifest of what it wrote."""
+    schema = dataset.split(".")[0]
+    bucket = workdir / "parquet"
+    shutil.rmtree(bucket, ignore_errors=True)  # leftovers of an unregistered earlier attempt
+    dlt.config["load.delete_completed_jobs"] = True  # no second local copy of each file
+    pipeline = dlt.pipeline(
+        pipeline_name=pipeline_name(dataset),
+        pipelines_dir=str(workdir / ".dlt"),
+        destination=dlt.destinations.filesystem(bucket_url=str(bucket.resolve())),
+        dataset_name=DLT_DATASET,
+    )
+    try:
+        info = pipeline.run(source, loader_file_format="parquet")
+    except Exception as e:
+        cause = root_dataset_error(e)
+        if cause:
+            raise cause from None
+        raise DatasetError(dataset, f"dlt pipeline failed: {e}") from e
+    files = []
+    for load_id in info.loads_ids:
+        for step in info.metrics[load_id]:
+            for job in step["job_metrics"].values():
+                if job.table_name.startswith("_dlt") or not job.remote_url:
+                    continue
+                path = job.remote_url.removeprefix("file://")
+                files.append(describe_file(path, f"{schema}.{job.table_name}", load_id))
+    return Manifest(
+        dataset=dataset,
+        source=schema,
+        status="changed",
+        fingerprint=fingerprint,
+        upstream=upstream,
+        files=sorted(files, key=lambda f: f.path),
+        pipeline=pipeline.pipeline_name,
+        load_id=info.loads_ids[-1] if info.loads_ids else None,
+        workflow_version=__version__,
+    )
+
+
+def unchanged(dataset: str, upstream: list[Upstream], fingerprint: str) -> Manifest:
+    """Manifest for a source that reported no change since the last registered load."""
+    return Manifest(
+        dataset, dataset.split(".")[0], "unchanged", fingerprint, upstream, [], workflow_version=__version__
+    )
+
+
+def clean(workdir: Path, pipeline: str | None) -> None:
+    """Remove dlt leftovers once files are registered: the bucket and completed load packages."""
+    shutil.rmtree(workdir / "parquet", ignore_errors=True)
+    if pipeline:
+        shutil.rmtree(workdir / ".dlt" / pipeline / "load" / "loaded", ignore_errors=True)
+    shutil.rmtree(workdir / "download", ignore_errors=True)

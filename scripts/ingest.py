@@ -1,0 +1,19 @@
+"""Fetch one dataset and stage it as Parquet + manifest (omicslake.ingest)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the omicslake package beside rules/
+
+from omicslake import jobs
+from omicslake.ingest import ingest
+
+jobs.run(
+    snakemake.log[0],
+    ingest,
+    snakemake.params.source,
+    snakemake.wildcards.name,
+    snakemake.params.dataset,
+    snakemake.output.manifest,
+    snakemake.params.download,
+)
