@@ -16,6 +16,6 @@ include: "rules/register.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_receipts(),
-    default_target: True

@@ -5,13 +5,13 @@ rule register:
         receipt=staging_path("{source}/{name}/receipt.json"),
     log:
         log_path("register/{source}/{name}.log"),
+    localrule: True
+    conda:
+        "../envs/omicslake.yaml"
+    resources:
+        catalog_writer=1,
     params:
         catalog=config["lake"]["catalog"],
         data_path=config["lake"]["data_path"],
-    localrule: True
-    resources:
-        catalog_writer=1,
-    conda:
-        "../envs/omicslake.yaml"
     script:
         "../scripts/register.py"
