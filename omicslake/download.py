@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -87,7 +86,7 @@ def fetch_local(dataset: str, url: str, sha256: str | None, previous: Upstream |
     if not path.is_file():
         raise DatasetError(dataset, "file not found", str(path))
     stat = path.stat()
-    mtime = format_datetime(datetime.fromtimestamp(stat.st_mtime, UTC), usegmt=True)
+    mtime = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat()
     same_file = previous and previous.size == stat.st_size and previous.last_modified == mtime
     if same_file and (not sha256 or previous.checksum == f"sha256:{sha256.lower().removeprefix('sha256:')}"):
         return Fetched(previous, None)
@@ -114,9 +113,8 @@ def fetch_http(
     target = directory / file_name(url)
     part, part_meta = Path(f"{target}.part"), Path(f"{target}.part.json")
     hasher = hashlib.sha256()
-    validators: dict = {}
-    if part.exists() and part_meta.exists() and json.loads(part_meta.read_text()).get("url") == url:
-        validators = json.loads(part_meta.read_text())  # left by an earlier, interrupted attempt
+    validators = resumable(part, part_meta, url)  # left by an earlier, interrupted attempt
+    if validators:
         sha256_of(part, hasher)
     else:
         part.unlink(missing_ok=True)
@@ -179,6 +177,15 @@ def fetch_http(
     size = target.stat().st_size
     upstream = Upstream(url, checksum, size, validators["etag"], validators["last_modified"], None, now())
     return Fetched(upstream, target)
+
+
+def resumable(part: Path, part_meta: Path, url: str) -> dict:
+    """Validators of a partial download of `url`, if one can be resumed."""
+    try:
+        validators = json.loads(part_meta.read_text())
+    except (OSError, ValueError):
+        return {}
+    return validators if part.exists() and validators.get("url") == url else {}
 
 
 def content_total(response: requests.Response) -> int | None:

@@ -44,9 +44,7 @@ def is_gzip(path: Path) -> bool:
         return f.read(2) == b"\x1f\x8b"
 
 
-def read_batches(
-    dataset: str, path: Path, fmt: str, null_values: list[str] | None = None
-) -> Iterator[pa.RecordBatch | pa.Table]:
+def read_batches(dataset: str, path: Path, fmt: str, null_values: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """Yield Arrow batches of `path`; any parse error becomes one DatasetError naming the file."""
     name = path.name
     try:
@@ -62,7 +60,7 @@ def read_batches(
             if isinstance(rows, dict):  # {"key": [records]} envelopes: take the one list
                 lists = [v for v in rows.values() if isinstance(v, list)]
                 rows = lists[0] if len(lists) == 1 else [rows]
-            yield no_null_columns(pa.Table.from_pylist(rows))
+            yield from no_null_columns(pa.Table.from_pylist(rows)).to_batches()
         else:
             raise DatasetError(dataset, f"unknown format {fmt!r} (one of {', '.join(FORMATS)})", name)
     except DatasetError:

@@ -1,0 +1,87 @@
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from omicslake.catalog import open_lake
+from omicslake.ingest import ingest
+from omicslake.register import register
+from tests.servers import HTTPServer
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = {"retries": 3, "backoff_seconds": 0.05, "timeout_seconds": 10}
+
+
+@pytest.fixture
+def http_server():
+    server = HTTPServer()
+    yield server
+    server.stop()
+
+
+class Lake:
+    """A lake and staging area in a temp folder, driven in-process like the workflow drives it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.catalog = str(root / "lake" / "omicslake.ducklake")
+        self.data_path = str(root / "lake" / "data") + "/"
+        self.staging = root / "staging"
+
+    def folder(self, name: str, source: str = "http") -> Path:
+        return self.staging / source / name
+
+    def ingest(self, name: str, cfg: dict, source: str = "http", settings: dict | None = None):
+        return ingest(source, name, cfg, self.folder(name, source) / "manifest.json", settings or FAST)
+
+    def register(self, name: str, source: str = "http"):
+        folder = self.folder(name, source)
+        return register(folder / "manifest.json", self.catalog, self.data_path, folder / "receipt.json")
+
+    def load(self, name: str, cfg: dict, source: str = "http"):
+        self.ingest(name, cfg, source)
+        return self.register(name, source)
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        with open_lake(self.catalog, self.data_path, read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def snapshots(self) -> int:
+        return self.query("SELECT count(*) FROM lake.snapshots()")[0][0]
+
+
+@pytest.fixture
+def lake(tmp_path) -> Lake:
+    return Lake(tmp_path)
+
+
+def write_gz(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        f.write(text)
+    return path
+
+
+def run_snakemake(workdir: Path, config: dict, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the real workflow as a subprocess on `config`, in `workdir`."""
+    config_file = workdir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    cmd = [
+        str(Path(sys.executable).parent / "snakemake"),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_file),
+        "--replace-workflow-config",
+        "--cores",
+        "2",
+        *args,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)

@@ -1,0 +1,126 @@
+"""Real protocol servers on 127.0.0.1 for tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import hashlib
+import http.server
+import re
+import threading
+import time
+
+
+@dataclasses.dataclass
+class Resource:
+    body: bytes
+    last_modified: float = dataclasses.field(default_factory=time.time)
+    validators: bool = True  # send ETag / Last-Modified
+    ranges: bool = True  # honour Range requests
+    fail: list[int] = dataclasses.field(default_factory=list)  # statuses to answer first, in order
+    retry_after: str | None = None  # Retry-After header sent with failures
+    drop_after: int | None = None  # first full response: close the connection after this many bytes
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.md5(self.body).hexdigest() + '"'
+
+
+class HTTPServer:
+    """HTTP/1.1 server with Range, ETag, Last-Modified, conditional GET and fault injection.
+
+    Python's http.server ignores Range, so this handler implements the parts downloads rely on.
+    Every request is logged as (method, path, headers, status, time) for assertions.
+    """
+
+    def __init__(self):
+        self.resources: dict[str, Resource] = {}
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self.do_GET(head=True)
+
+            def do_GET(self, head=False):
+                status = server.respond(self, head)
+                server.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "status": status,
+                        "time": time.monotonic(),
+                    }
+                )
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.handle_error = lambda request, address: None  # dropped connections are the point
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def add(self, path: str, body: bytes, **kwargs) -> str:
+        self.resources[path] = Resource(body, **kwargs)
+        return self.url(path)
+
+    def hits(self, path: str) -> list[dict]:
+        return [r for r in self.requests if r["path"] == path]
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def respond(self, handler, head: bool) -> int:
+        res = self.resources.get(handler.path)
+        if res is None:
+            return send(handler, 404, b"not found")
+        if res.fail:
+            status = res.fail.pop(0)
+            extra = {"Retry-After": res.retry_after} if res.retry_after else {}
+            return send(handler, status, b"try again", extra)
+        headers = {}
+        modified = email.utils.formatdate(res.last_modified, usegmt=True)
+        if res.validators:
+            headers = {"ETag": res.etag, "Last-Modified": modified}
+            if handler.headers.get("If-None-Match") == res.etag or (
+                "If-None-Match" not in handler.headers and handler.headers.get("If-Modified-Since") == modified
+            ):
+                return send(handler, 304, b"", headers)
+        body, status = res.body, 200
+        match = re.fullmatch(r"bytes=(\d+)-", handler.headers.get("Range", ""))
+        if_range = handler.headers.get("If-Range")
+        if res.ranges and match and (if_range is None or if_range in (res.etag, modified)):
+            start = int(match[1])
+            body, status = res.body[start:], 206
+            headers["Content-Range"] = f"bytes {start}-{len(res.body) - 1}/{len(res.body)}"
+        if res.ranges:
+            headers["Accept-Ranges"] = "bytes"
+        if status == 200 and res.drop_after is not None:
+            cut, res.drop_after = res.drop_after, None
+            return send(handler, 200, body, headers, head, cut=cut)
+        return send(handler, status, body, headers, head)
+
+
+def send(handler, status: int, body: bytes, headers: dict | None = None, head: bool = False, cut: int | None = None):
+    handler.send_response(status)
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(body)))
+    if cut is not None:
+        handler.send_header("Connection", "close")
+    handler.end_headers()
+    if not head and status != 304:
+        handler.wfile.write(body if cut is None else body[:cut])
+        if cut is not None:
+            handler.wfile.flush()
+            handler.close_connection = True
+    return status

@@ -1,0 +1,204 @@
+"""Registration invariants: zero-copy, idempotent, atomic, replace-on-change, checked, relocatable."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from omicslake import register as register_module
+from omicslake.catalog import connect
+from omicslake.errors import DatasetError
+from omicslake.manifest import Manifest
+from tests.conftest import write_gz
+
+GENES = "gene_id\tsymbol\tscore\n1\tA1BG\t0.5\n2\tA2M\t-\n3\tNAT1\t1.25\n"
+
+
+def parquet_files(root: Path) -> dict[int, tuple[str, int]]:
+    """inode -> (path, size) of every Parquet file under root."""
+    return {p.stat().st_ino: (str(p), p.stat().st_size) for p in root.rglob("*.parquet")}
+
+
+@pytest.fixture
+def genes(tmp_path):
+    path = write_gz(tmp_path / "src" / "genes.tsv.gz", GENES)
+    return path, {"url": f"file://{path}", "null_values": ["", "-"]}
+
+
+def test_registration_is_zero_copy(lake, genes):
+    _, cfg = genes
+    manifest = lake.ingest("genes", cfg)
+    staged = parquet_files(lake.root)
+    assert staged and all(p.startswith(str(lake.staging)) for p, _ in staged.values())
+    lake.register("genes")
+    registered = parquet_files(lake.root)
+    # the same inodes, the same bytes: renamed into the lake, never copied
+    assert registered.keys() == staged.keys()
+    assert sum(s for _, s in registered.values()) == sum(s for _, s in staged.values())
+    assert all(p.startswith(lake.data_path) for p, _ in registered.values())
+    assert lake.query("SELECT count(*), sum(score) FROM lake.http.genes") == [(3, 1.75)]
+    assert len(manifest.files) == 1
+
+
+def test_files_are_stored_relative_to_data_path(lake, genes):
+    lake.load("genes", genes[1])
+    con = connect()
+    con.execute(f"ATTACH 'ducklake:{lake.catalog}' AS l (READ_ONLY)")
+    rows = con.execute("SELECT path, path_is_relative FROM __ducklake_metadata_l.ducklake_data_file").fetchall()
+    assert rows and all(relative and not path.startswith("/") for path, relative in rows)
+
+
+def test_rerun_adds_no_snapshot_and_no_rows(lake, genes):
+    lake.load("genes", genes[1])
+    before = lake.snapshots()
+    receipt = lake.load("genes", genes[1])
+    assert receipt.status == "unchanged"
+    assert lake.snapshots() == before
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+    # even without the receipt (re-download, same bytes), the lake is untouched
+    (lake.folder("genes") / "receipt.json").unlink()
+    manifest = lake.ingest("genes", genes[1])
+    assert manifest.status == "changed"
+    assert lake.register("genes").status == "unchanged"
+    assert lake.snapshots() == before
+    assert not list(lake.staging.rglob("*.parquet"))  # the duplicate staging was cleaned
+
+
+def test_changed_upstream_replaces_rows_in_one_snapshot(lake, genes):
+    path, cfg = genes
+    first = lake.load("genes", cfg)
+    before = lake.snapshots()
+    write_gz(path, GENES + "4\tNAT2\t2.0\n")
+    os.utime(path, (1, 1))
+    second = lake.load("genes", cfg)
+    assert second.status == "registered" and second.snapshot_id == first.snapshot_id + 1
+    assert lake.snapshots() == before + 1
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(4,)]
+    # the earlier version stays readable by time travel; its file is still on disk
+    old = lake.query(f"SELECT count(*) FROM lake.http.genes AT (VERSION => {first.snapshot_id})")
+    assert old == [(3,)]
+    assert all(Path(lake.data_path, f).exists() for f in first.files + second.files)
+    loads = lake.query("SELECT load_id, replaced_load_id FROM lake.omicslake.loads ORDER BY snapshot_id")
+    assert loads == [(first.load_id, None), (second.load_id, first.load_id)]
+
+
+def test_new_nullable_column_evolves_the_table(lake, genes):
+    path, cfg = genes
+    lake.load("genes", cfg)
+    write_gz(path, "gene_id\tsymbol\tscore\tchrom\n5\tTP53\t9.5\t17\n")
+    lake.load("genes", cfg)
+    assert lake.query("SELECT gene_id, chrom FROM lake.http.genes") == [(5, 17)]
+    columns = [r[0] for r in lake.query("DESCRIBE lake.http.genes")]
+    assert columns == ["gene_id", "symbol", "score", "chrom"]
+
+
+def test_schema_conflict_stops_with_file_column_and_types(lake, genes):
+    path, cfg = genes
+    lake.load("genes", cfg)
+    before = lake.snapshots()
+    write_gz(path, "gene_id\tsymbol\tscore\nG1\tA1BG\t0.5\n")
+    manifest = lake.ingest("genes", cfg)
+    staged = Path(manifest.files[0].path)
+    with pytest.raises(DatasetError) as err:
+        lake.register("genes")
+    message = str(err.value)
+    assert message.startswith(f"http.genes: {staged.name}: schema conflict in column 'gene_id'")
+    assert "VARCHAR in the file, BIGINT in lake table http.genes" in message
+    assert lake.snapshots() == before
+    assert staged.exists()  # nothing moved into the lake
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+
+
+def test_failure_inside_registration_leaves_catalog_unchanged_and_rerun_completes(lake, genes, monkeypatch):
+    lake.ingest("genes", genes[1])
+    staged = parquet_files(lake.root)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(register_module, "write_provenance", crash)
+    with pytest.raises(DatasetError, match="registration failed, catalog unchanged: disk full"):
+        lake.register("genes")
+    assert lake.query("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND schema_name = 'http'") == [
+        (0,)
+    ]
+    assert parquet_files(lake.root) == staged  # moved back to staging
+    monkeypatch.undo()
+    assert lake.register("genes").status == "registered"
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+
+
+def test_crash_after_move_before_commit_is_completed_by_the_next_run(lake, genes):
+    manifest = lake.ingest("genes", genes[1])
+    staged = Path(manifest.files[0].path)
+    table_folder = Path(lake.data_path, "http", "genes")
+    table_folder.mkdir(parents=True)
+    staged.rename(table_folder / staged.name)  # what a kill -9 between rename and COMMIT leaves
+    assert lake.register("genes").status == "registered"
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+
+
+def test_a_file_is_never_registered_twice(lake, genes):
+    lake.load("genes", genes[1])
+    manifest_path = lake.folder("genes") / "manifest.json"
+    data = json.loads(manifest_path.read_text())
+    data["fingerprint"] = "sha256:" + "f" * 64  # a replayed manifest that claims to be new
+    manifest_path.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="already registered"):
+        lake.register("genes")
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+
+
+def test_manifest_that_lies_about_its_file_is_rejected(lake, genes):
+    lake.ingest("genes", genes[1])
+    manifest_path = lake.folder("genes") / "manifest.json"
+    manifest = Manifest.read(manifest_path)
+    manifest.files[0].rows = 99
+    manifest.write(manifest_path)
+    with pytest.raises(DatasetError, match=r"does not match its manifest: rows 3 != 99"):
+        lake.register("genes")
+    assert lake.query("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'http'") == [(0,)]
+
+
+def test_provenance_is_queryable_in_the_lake(lake, genes):
+    path, cfg = genes
+    receipt = lake.load("genes", cfg)
+    rows = lake.query("""
+        SELECT l.snapshot_id, s.snapshot_id, u.url, u.checksum, f.path, f.rows, l.workflow_version
+        FROM lake.omicslake.loads l
+        JOIN lake.omicslake.files f USING (dataset, load_id)
+        JOIN lake.omicslake.upstream u USING (dataset, load_id)
+        JOIN lake.snapshots() s ON s.commit_message = 'load ' || l.dataset || ' ' || l.load_id
+        WHERE l.dataset = 'http.genes'""")
+    assert len(rows) == 1
+    snap, actual_snap, url, checksum, file_path, n, version = rows[0]
+    assert snap == actual_snap == receipt.snapshot_id
+    assert url == cfg["url"] and checksum == receipt.upstream[0].checksum
+    assert file_path == receipt.files[0] and n == 3 and version
+
+
+def test_lake_is_readable_after_moving_its_directory(lake, genes, tmp_path):
+    lake.load("genes", genes[1])
+    moved = tmp_path / "elsewhere"
+    shutil.move(lake.root / "lake", moved)
+    con = connect()
+    con.execute(
+        f"ATTACH 'ducklake:{moved}/omicslake.ducklake' AS l (DATA_PATH '{moved}/data/', "
+        "OVERRIDE_DATA_PATH true, READ_ONLY)"
+    )
+    assert con.execute("SELECT sum(score) FROM l.http.genes").fetchall() == [(1.75,)]
+
+
+def test_datasets_share_a_lake_independently(lake, genes, tmp_path):
+    lake.load("genes", genes[1])
+    other = tmp_path / "src" / "other.csv"
+    other.write_text("a,b\n1,x\n")
+    lake.load("other", {"url": f"file://{other}"})
+    path, cfg = genes
+    write_gz(path, GENES + "4\tNAT2\t2.0\n")
+    os.utime(path, (1, 1))
+    lake.load("genes", cfg)  # replacing genes leaves other untouched
+    assert lake.query("SELECT count(*) FROM lake.http.other") == [(1,)]
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(4,)]
