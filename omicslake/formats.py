@@ -71,8 +71,10 @@ def read_batches(dataset: str, path: Path, fmt: str, null_values: list[str] | No
         raise DatasetError(dataset, f"cannot read file (truncated or corrupt?): {first_line(e)}", name) from e
 
 
-def open_stream(path: Path) -> pa.NativeFile:
-    return pa.input_stream(path, compression="gzip" if is_gzip(path) else None)
+def open_stream(path: Path):
+    """A binary stream of the file's content. Python's gzip reader (not Arrow's) is used for gzip
+    because it checks the end-of-stream marker and CRC: Arrow's stops quietly at a truncation."""
+    return gzip.open(path, "rb") if is_gzip(path) else pa.OSFile(str(path))
 
 
 def read_delimited(path: Path, delimiter: str, null_values: list[str] | None) -> Iterator[pa.RecordBatch]:
