@@ -18,7 +18,7 @@ import requests
 from dlt.sources.helpers.requests import Client
 
 from omicslake.errors import DatasetError
-from omicslake.manifest import Upstream
+from omicslake.manifest import Upstream, utc_now
 
 CHUNK = 1 << 20
 RESUMABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -35,10 +35,6 @@ class DownloadSettings:
 class Fetched:
     upstream: Upstream
     path: Path | None  # None when the upstream is unchanged since `previous`
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def file_name(url: str) -> str:
@@ -91,7 +87,7 @@ def fetch_local(dataset: str, url: str, sha256: str | None, previous: Upstream |
     if same_file and (not sha256 or previous.checksum == f"sha256:{sha256.lower().removeprefix('sha256:')}"):
         return Fetched(previous, None)
     checksum = verify(dataset, url, sha256_of(path).hexdigest(), sha256)
-    return Fetched(Upstream(url, checksum, stat.st_size, None, mtime, None, now()), path)
+    return Fetched(Upstream(url, checksum, stat.st_size, None, mtime, None, utc_now()), path)
 
 
 def fetch_http(
@@ -175,7 +171,7 @@ def fetch_http(
     part.replace(target)
     part_meta.unlink(missing_ok=True)
     size = target.stat().st_size
-    upstream = Upstream(url, checksum, size, validators["etag"], validators["last_modified"], None, now())
+    upstream = Upstream(url, checksum, size, validators["etag"], validators["last_modified"], None, utc_now())
     return Fetched(upstream, target)
 
 

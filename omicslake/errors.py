@@ -19,3 +19,8 @@ def root_dataset_error(exc: BaseException) -> DatasetError | None:
         seen.add(id(exc))
         exc = getattr(exc, "exception", None) or exc.__cause__ or exc.__context__
     return None
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message: library errors can run to many lines."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from omicslake.errors import DatasetError
+from omicslake.errors import DatasetError, first_line
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl", "json")
 SUFFIXES = {
@@ -137,7 +137,3 @@ def no_null_columns(batch: pa.RecordBatch | pa.Table):
         return batch
     schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in batch.schema])
     return batch.cast(schema)
-
-
-def first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -15,15 +15,14 @@ import dataclasses
 import json
 import logging
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from omicslake import staging
 from omicslake.catalog import ALIAS, normalise, open_lake
-from omicslake.errors import DatasetError
-from omicslake.manifest import Manifest, Receipt, StagedFile, check_file
+from omicslake.errors import DatasetError, first_line
+from omicslake.manifest import Manifest, Receipt, StagedFile, check_file, utc_now
 
 log = logging.getLogger("omicslake")
 META = f"__ducklake_metadata_{ALIAS}"
@@ -121,12 +120,8 @@ def receipt_of(con, dataset: str, load_row: dict, manifest: Manifest, status: st
         manifest.upstream,
         files,
         load_row["rows"],
-        now(),
+        utc_now(),
     )
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def load(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None) -> Receipt:
@@ -179,10 +174,6 @@ def load(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, cur
 def with_rollback(con) -> None:
     with contextlib.suppress(duckdb.Error):  # no transaction open
         con.execute("ROLLBACK")
-
-
-def first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def plan_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str) -> list[TablePlan]:

@@ -48,16 +48,16 @@ class HTTPServer:
                 self.do_GET(head=True)
 
             def do_GET(self, head=False):
-                status = server.respond(self, head)
-                server.requests.append(
-                    {
-                        "method": self.command,
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "status": status,
-                        "time": time.monotonic(),
-                    }
-                )
+                # logged before answering, so a client that has its answer also sees the entry
+                self.entry = {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "status": None,
+                    "time": time.monotonic(),
+                }
+                server.requests.append(self.entry)
+                server.respond(self, head)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.handle_error = lambda request, address: None  # dropped connections are the point
@@ -111,6 +111,7 @@ class HTTPServer:
 
 
 def send(handler, status: int, body: bytes, headers: dict | None = None, head: bool = False, cut: int | None = None):
+    handler.entry["status"] = status
     handler.send_response(status)
     for key, value in (headers or {}).items():
         handler.send_header(key, value)
