@@ -10,6 +10,8 @@ For each N, the same N Parquet files go into a fresh lake three ways:
 Run by hand: .venv/bin/python bench/bench_register.py [--sizes 10 100 1000] [--rows 1000]
 """
 
+# ruff: noqa: E402  (dlt is imported after its telemetry is switched off)
+
 from __future__ import annotations
 
 import argparse
@@ -23,15 +25,15 @@ from pathlib import Path
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # offline: dlt sends no anonymous telemetry
 
-import dlt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials  # noqa: E402
+import dlt
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
-from omicslake.catalog import attach_sql, connect  # noqa: E402
-from omicslake.manifest import Manifest, Upstream, describe_file  # noqa: E402
-from omicslake.register import register  # noqa: E402
+from omicslake.catalog import attach_sql, connect
+from omicslake.manifest import Manifest, Upstream, describe_file
+from omicslake.register import register
 
 OUT = Path(__file__).resolve().parent / "out"
 SYMBOLS = pa.array([f"GENE{i}" for i in range(20_000)])
@@ -102,8 +104,9 @@ def bench_ours(root: Path, sources: list[Path], rows: int) -> tuple[float, int, 
     bucket.mkdir(parents=True)
     files = []
     for i, src in enumerate(sources):
-        shutil.copyfile(src, bucket / f"{load_id}.{i}.parquet")
-        files.append(describe_file(str(bucket / f"{load_id}.{i}.parquet"), "http.bench", load_id))
+        dest = bucket / f"{load_id}.{i}.parquet"  # unique names, as dlt's <load_id>.<file_id>.parquet
+        shutil.copyfile(src, dest)
+        files.append(describe_file(str(dest), "http.bench", load_id))
     Manifest(
         dataset="http.bench",
         source="http",

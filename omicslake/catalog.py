@@ -50,14 +50,22 @@ def normalise(catalog: str, data_path: str) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def open_lake(catalog: str, data_path: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Attach the lake as `lake`; writers hold an exclusive lock so they queue, not fail."""
+    """Attach the lake as `lake`.
+
+    A DuckDB-file catalog admits one process at a time (a read-write attach blocks even readers),
+    so access goes through a lock file beside it: writers exclusive, readers shared. Both then
+    wait for each other instead of failing.
+    """
     catalog, data_path = normalise(catalog, data_path)
-    Path(data_path).mkdir(parents=True, exist_ok=True)
+    if not read_only:
+        Path(data_path).mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        if not read_only and not catalog.startswith(("postgres:", "sqlite:")):
+        if not catalog.startswith(("postgres:", "sqlite:")):
+            if read_only and not Path(catalog).exists():
+                raise FileNotFoundError(f"no lake catalog at {catalog}: run the workflow first")
             Path(catalog).parent.mkdir(parents=True, exist_ok=True)
-            lock = stack.enter_context(open(f"{catalog}.lock", "w"))
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            lock = stack.enter_context(open(f"{catalog}.lock", "a"))
+            fcntl.flock(lock, fcntl.LOCK_SH if read_only else fcntl.LOCK_EX)
         con = connect()
         stack.callback(con.close)
         con.execute(attach_sql(catalog, data_path, read_only=read_only))

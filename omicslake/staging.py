@@ -17,7 +17,7 @@ from pathlib import Path
 
 import dlt
 
-from omicslake import __version__
+from omicslake import workflow_version
 from omicslake.errors import DatasetError, root_dataset_error
 from omicslake.manifest import Manifest, Upstream, describe_file
 
@@ -70,14 +70,14 @@ def stage(
         files=sorted(files, key=lambda f: f.path),
         pipeline=pipeline.pipeline_name,
         load_id=info.loads_ids[-1] if info.loads_ids else None,
-        workflow_version=__version__,
+        workflow_version=workflow_version(),
     )
 
 
 def unchanged(dataset: str, upstream: list[Upstream], fingerprint: str) -> Manifest:
     """Manifest for a source that reported no change since the last registered load."""
     return Manifest(
-        dataset, dataset.split(".")[0], "unchanged", fingerprint, upstream, [], workflow_version=__version__
+        dataset, dataset.split(".")[0], "unchanged", fingerprint, upstream, [], workflow_version=workflow_version()
     )
 
 

@@ -3,12 +3,13 @@
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from omicslake import register as register_module
-from omicslake.catalog import connect
+from omicslake.catalog import connect, open_lake
 from omicslake.errors import DatasetError
 from omicslake.manifest import Manifest
 from tests.conftest import write_gz
@@ -202,3 +203,15 @@ def test_datasets_share_a_lake_independently(lake, genes, tmp_path):
     lake.load("genes", cfg)  # replacing genes leaves other untouched
     assert lake.query("SELECT count(*) FROM lake.http.other") == [(1,)]
     assert lake.query("SELECT count(*) FROM lake.http.genes") == [(4,)]
+
+
+def test_a_reader_waits_for_the_writer_instead_of_failing(lake, genes):
+    lake.load("genes", genes[1])
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(rows=lake.query("SELECT count(*) FROM lake.http.genes")))
+    with open_lake(lake.catalog, lake.data_path):  # a registration in progress
+        reader.start()
+        reader.join(1.0)
+        assert reader.is_alive()  # waiting on the lock, not failing on DuckDB's
+    reader.join(30)
+    assert result["rows"] == [(3,)]
