@@ -69,7 +69,13 @@ def fetch(
     previous: Upstream | None = None,
     settings: DownloadSettings | None = None,
 ) -> Fetched:
-    """Fetch `url` into `directory` (http/https) or locate it (file); None path = unchanged."""
+    """Fetch `url` into `directory` (http/https) or locate it (file); None path = unchanged.
+
+    `previous` (the upstream of the last registered load) enables the unchanged shortcut, unless
+    the configured sha256 says the registered bytes are not the wanted ones.
+    """
+    if previous and sha256 and previous.checksum != "sha256:" + sha256.lower().removeprefix("sha256:"):
+        previous = None
     if urlparse(url).scheme == "file":
         return fetch_local(dataset, url, sha256, previous)
     if urlparse(url).scheme in ("http", "https"):
@@ -83,8 +89,7 @@ def fetch_local(dataset: str, url: str, sha256: str | None, previous: Upstream |
         raise DatasetError(dataset, "file not found", str(path))
     stat = path.stat()
     mtime = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat()
-    same_file = previous and previous.size == stat.st_size and previous.last_modified == mtime
-    if same_file and (not sha256 or previous.checksum == f"sha256:{sha256.lower().removeprefix('sha256:')}"):
+    if previous and previous.size == stat.st_size and previous.last_modified == mtime:
         return Fetched(previous, None)
     checksum = verify(dataset, url, sha256_of(path).hexdigest(), sha256)
     return Fetched(Upstream(url, checksum, stat.st_size, None, mtime, None, utc_now()), path)

@@ -107,3 +107,11 @@ def test_local_file_is_read_in_place(tmp_path):
     assert fetch("http.x", f"file://{src}", tmp_path / "download", previous=got.upstream).path is None
     with pytest.raises(DatasetError, match="file not found"):
         fetch("http.x", f"file://{tmp_path}/nope.csv", tmp_path / "download")
+
+
+def test_a_new_sha256_in_the_config_defeats_the_unchanged_shortcut(http_server, tmp_path):
+    url = http_server.add("/pinned.bin", BODY)
+    first = get(url, tmp_path)
+    with pytest.raises(DatasetError, match="sha256 mismatch"):
+        get(url, tmp_path, previous=first.upstream, sha256="1" * 64)
+    assert http_server.hits("/pinned.bin")[-1]["status"] == 200  # downloaded and checked, not 304
