@@ -215,3 +215,18 @@ def test_a_reader_waits_for_the_writer_instead_of_failing(lake, genes):
         assert reader.is_alive()  # waiting on the lock, not failing on DuckDB's
     reader.join(30)
     assert result["rows"] == [(3,)]
+
+
+def test_dlt_state_persists_in_the_staging_folder_across_runs(lake, genes):
+    path, cfg = genes
+    lake.load("genes", cfg)
+    state = lake.folder("genes") / ".dlt" / "http__genes" / "state.json"
+    assert state.exists()  # survives registration's cleanup of dlt leftovers
+    assert not (lake.folder("genes") / "parquet").exists()
+    assert not list((lake.folder("genes") / ".dlt").rglob("loaded/*"))
+    first = json.loads(state.read_text())["_local"]
+    write_gz(path, GENES + "4\tNAT2\t2.0\n")
+    os.utime(path, (1, 1))
+    lake.load("genes", cfg)
+    second = json.loads(state.read_text())["_local"]  # the same pipeline, carried forward
+    assert second["first_run"] is False and second["_last_extracted_at"] > first["_last_extracted_at"]
