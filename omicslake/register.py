@@ -130,7 +130,7 @@ def receipt_of(con, dataset: str, load_row: dict, manifest: Manifest, status: st
 def load(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None) -> Receipt:
     dataset = manifest.dataset
     if not manifest.files:
-        raise DatasetError(dataset, "the load staged no files (empty source?)")
+        raise DatasetError(dataset, "a changed load with no files: the manifest is corrupt")
     plans = plan_tables(con, manifest, data_path)
     already = registered_paths(con, [p for p in plans if p.exists])
     for plan in plans:

@@ -61,6 +61,8 @@ def stage(
                     continue
                 path = job.remote_url.removeprefix("file://")
                 files.append(describe_file(path, f"{schema}.{job.table_name}", load_id))
+    if not files:
+        raise DatasetError(dataset, "the source has no rows (empty upstream file?); the lake keeps its current load")
     return Manifest(
         dataset=dataset,
         source=schema,

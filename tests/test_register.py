@@ -230,3 +230,19 @@ def test_dlt_state_persists_in_the_staging_folder_across_runs(lake, genes):
     lake.load("genes", cfg)
     second = json.loads(state.read_text())["_local"]  # the same pipeline, carried forward
     assert second["first_run"] is False and second["_last_extracted_at"] > first["_last_extracted_at"]
+
+
+def test_empty_upstream_fails_and_keeps_the_current_load(lake, genes):
+    path, cfg = genes
+    lake.load("genes", cfg)
+    write_gz(path, "gene_id\tsymbol\tscore\n")
+    os.utime(path, (1, 1))
+    with pytest.raises(DatasetError, match="http.genes: the source has no rows .*the lake keeps its current load"):
+        lake.ingest("genes", cfg)
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+
+
+def test_format_that_cannot_be_inferred_names_the_url(lake, tmp_path):
+    (tmp_path / "table.dat").write_text("a\n1\n")
+    with pytest.raises(DatasetError, match=r"http.t: file:.*table\.dat: cannot infer the format from the URL"):
+        lake.ingest("t", {"url": f"file://{tmp_path}/table.dat"})
