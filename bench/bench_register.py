@@ -7,7 +7,7 @@ For each N, the same N Parquet files go into a fresh lake three ways:
   INSERT  INSERT INTO lake.main.t SELECT * FROM read_parquet([...]); rewrites every row
   dlt     a dlt pipeline, ducklake destination, Arrow items, loader_file_format="parquet"
 
-Run by hand: .venv/bin/python bench/bench_register.py [--sizes 10 100 1000] [--rows 1000]
+Run by hand: .venv/bin/python bench/bench_register.py [--sizes 10 100 1000] [--rows 100000]
 """
 
 # ruff: noqa: E402  (dlt is imported after its telemetry is switched off)
@@ -204,7 +204,7 @@ def size(n: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], help="numbers of files")
-    parser.add_argument("--rows", type=int, default=1000, help="rows per file")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows per file (default: %(default)s, about 2.7 MB)")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     start = time.perf_counter()
