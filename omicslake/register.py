@@ -289,20 +289,64 @@ def move_into_lake(dataset: str, plans: list[TablePlan]) -> list[tuple[Path, Pat
 
 
 def retire(con, dataset: str, current: dict | None, data_path: str) -> None:
-    """Delete the rows of the dataset's previous load (files stay: time travel still reads them)."""
+    """Delete the rows of the dataset's previous load (files stay: time travel still reads them).
+
+    Rows are found by DuckLake's row ids (kept through compaction) or, when a data column is
+    called `rowid`, by file name; either way the count must match what that load registered.
+    """
     if not current:
         return
     rows = con.execute(
-        f"SELECT table_name, path FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
+        f"SELECT table_name, path, rows FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
         [dataset, current["load_id"]],
     ).fetchall()
-    by_table: dict[str, list[str]] = {}
-    for table_name, path in rows:
-        by_table.setdefault(table_name, []).append(str(Path(data_path, path)))
-    for table_name, paths in by_table.items():
+    by_table: dict[str, list[tuple[str, int]]] = {}
+    for table_name, path, n in rows:
+        by_table.setdefault(table_name, []).append((path, n))
+    for table_name, files in by_table.items():
         schema, table = table_name.split(".", 1)
-        if table_columns(con, schema, table) is not None:
-            con.execute(f"DELETE FROM {ALIAS}.{ident(schema)}.{ident(table)} WHERE filename IN ?", [paths])
+        columns = table_columns(con, schema, table)
+        if columns is None:
+            continue  # dropped outside omicslake: nothing left to retire
+        if "rowid" not in columns:
+            ranges = row_id_ranges(con, schema, table, [Path(p).name for p, _ in files])
+            predicate = " OR ".join(["rowid BETWEEN ? AND ?"] * len(ranges)) or "false"
+            params = [bound for pair in ranges for bound in pair]
+        elif "filename" not in columns:
+            predicate, params = "filename IN ?", [[str(Path(data_path, p)) for p, _ in files]]
+        else:
+            raise DatasetError(
+                dataset,
+                f"table {table_name} has data columns `rowid` and `filename`, which hide "
+                "DuckLake's row identity: rename one upstream",
+            )
+        target = f"{ALIAS}.{ident(schema)}.{ident(table)}"
+        deleted = con.execute(f"DELETE FROM {target} WHERE {predicate}", params).fetchone()[0]
+        expected = sum(n for _, n in files)
+        if deleted != expected:
+            raise DatasetError(
+                dataset,
+                f"cannot retire load {current['load_id']} from {table_name}: {deleted} of "
+                f"{expected} rows found (changed outside omicslake?)",
+            )
+
+
+def row_id_ranges(con, schema: str, table: str, names: list[str]) -> list[tuple[int, int]]:
+    """Row id ranges of the table's data files with these names, adjacent ranges merged."""
+    spans = con.execute(
+        f"SELECT df.row_id_start, df.row_id_start + df.record_count - 1 FROM {META}.ducklake_data_file df "
+        f"JOIN {META}.ducklake_table t USING (table_id) JOIN {META}.ducklake_schema s USING (schema_id) "
+        "WHERE s.schema_name = ? AND t.table_name = ? AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL "
+        "AND regexp_extract(df.path, '[^/]*$') IN ? ORDER BY 1",
+        [schema, table, names],
+    ).fetchall()
+    merged: list[tuple[int, int]] = []
+    for first, last in spans:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
+        else:
+            merged.append((first, last))
+    return merged
 
 
 def add_files(con, plan: TablePlan) -> None:

@@ -246,3 +246,16 @@ def test_format_that_cannot_be_inferred_names_the_url(lake, tmp_path):
     (tmp_path / "table.dat").write_text("a\n1\n")
     with pytest.raises(DatasetError, match=r"http.t: file:.*table\.dat: cannot infer the format from the URL"):
         lake.ingest("t", {"url": f"file://{tmp_path}/table.dat"})
+
+
+@pytest.mark.parametrize("column", ["filename", "rowid"])
+def test_replacing_works_when_a_data_column_shadows_duckdb_virtual_columns(lake, tmp_path, column):
+    sheet = tmp_path / "src" / "sheet.csv"
+    sheet.parent.mkdir(parents=True, exist_ok=True)
+    sheet.write_text(f"sample,{column}\nS1,a.fastq\nS2,b.fastq\n")
+    cfg = {"url": f"file://{sheet}"}
+    lake.load("sheet", cfg)
+    sheet.write_text(f"sample,{column}\nS1,a.fastq\nS2,b.fastq\nS3,c.fastq\n")
+    os.utime(sheet, (1, 1))
+    lake.load("sheet", cfg)
+    assert lake.query("SELECT count(*) FROM lake.http.sheet") == [(3,)]
