@@ -25,7 +25,6 @@ log = logging.getLogger("omicslake")
 @dataclasses.dataclass
 class Plan:
     upstream: list[Upstream]
-    options: dict  # everything besides upstream bytes that shapes the tables
     source: dlt.sources.DltSource
 
 
@@ -35,19 +34,23 @@ def ingest(source: str, name: str, cfg: dict, manifest_path: str | Path, setting
     dataset = f"{source}.{name}"
     folder = Path(manifest_path).parent
     folder.mkdir(parents=True, exist_ok=True)
+    cfg = {key: value for key, value in cfg.items() if value is not None}
     previous = Receipt.read(folder / "receipt.json")
+    if previous and previous.config != cfg:
+        log.info("%s: config changed since load %s: fetching afresh", dataset, previous.load_id)
+        previous = None
     module = importlib.import_module(f"omicslake.sources.{source}")
     plan = module.plan(name, cfg, folder, previous, DownloadSettings(**(settings or {})))
     if plan is None:
         log.info("%s: upstream unchanged since load %s", dataset, previous.load_id)
-        manifest = staging.unchanged(dataset, previous.upstream, previous.fingerprint)
+        manifest = staging.unchanged(dataset, previous.upstream, previous.fingerprint, cfg)
     else:
-        digest = fingerprint(plan.upstream, plan.options)
+        digest = fingerprint(plan.upstream, cfg)
         if previous and previous.fingerprint == digest:
             log.info("%s: content unchanged since load %s", dataset, previous.load_id)
-            manifest = staging.unchanged(dataset, plan.upstream, digest)
+            manifest = staging.unchanged(dataset, plan.upstream, digest, cfg)
         else:
-            manifest = staging.stage(dataset, plan.source, folder, plan.upstream, digest)
+            manifest = staging.stage(dataset, plan.source, folder, plan.upstream, digest, cfg)
             log.info("%s: staged %d files, %d rows", dataset, len(manifest.files), sum(f.rows for f in manifest.files))
     manifest.write(manifest_path)
     return manifest

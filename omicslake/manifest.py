@@ -54,6 +54,7 @@ class Manifest:
     fingerprint: str
     upstream: list[Upstream]
     files: list[StagedFile]
+    config: dict  # the dataset's config entry (None values dropped): part of the load's identity
     pipeline: str | None = None
     load_id: str | None = None
     workflow_version: str | None = None
@@ -111,6 +112,7 @@ class Receipt:
     files: list[str]  # paths relative to the lake's DATA_PATH
     rows: int
     registered_at: str
+    config: dict  # the dataset config of that load: a changed config means fetch afresh
 
     def write(self, path: str | os.PathLike) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -127,12 +129,12 @@ class Receipt:
             return None
 
 
-def fingerprint(upstream: list[Upstream], options: dict) -> str:
-    """Identity of a load: upstream content checksums plus the options that shape the tables."""
+def fingerprint(upstream: list[Upstream], config: dict) -> str:
+    """Identity of a load: upstream content checksums plus the dataset config that shaped it."""
     import hashlib
 
     payload = {
         "upstream": sorted(u.checksum or f"{u.url}|{u.size}|{u.last_modified}" for u in upstream),
-        "options": options,
+        "config": config,
     }
     return "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -64,6 +64,7 @@ class TablePlan:
     folder: Path  # where the table's files live under DATA_PATH
     add_columns: list[tuple[str, str]]  # (name, DuckDB type) to create or add
     files: list[tuple[StagedFile, Path]]  # (staged file, destination)
+    recreate: bool = False  # the dataset owns the table and its column types changed: drop and create
 
     @property
     def qualified(self) -> str:
@@ -124,6 +125,7 @@ def receipt_of(con, dataset: str, load_row: dict, manifest: Manifest, status: st
         files,
         load_row["rows"],
         utc_now(),
+        manifest.config,
     )
 
 
@@ -131,7 +133,7 @@ def load(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, cur
     dataset = manifest.dataset
     if not manifest.files:
         raise DatasetError(dataset, "a changed load with no files: the manifest is corrupt")
-    plans = plan_tables(con, manifest, data_path)
+    plans = plan_tables(con, manifest, data_path, current)
     already = registered_paths(con, [p for p in plans if p.exists])
     for plan in plans:
         for _staged, dest in plan.files:
@@ -143,7 +145,7 @@ def load(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, cur
     try:
         snapshot_id = con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()[0] + 1
         con.execute("BEGIN")
-        retire(con, dataset, current, data_path)
+        retire(con, dataset, current, data_path, skip={f"{p.schema}.{p.table}" for p in plans if p.recreate})
         for plan in plans:
             add_files(con, plan)
         write_provenance(con, manifest, plans, data_path, snapshot_id, current)
@@ -179,8 +181,15 @@ def with_rollback(con) -> None:
         con.execute("ROLLBACK")
 
 
-def plan_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str) -> list[TablePlan]:
-    """Check every file against its manifest entry and its lake table; decide DDL and destinations."""
+def plan_tables(
+    con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None
+) -> list[TablePlan]:
+    """Check every file against its manifest entry and its lake table; decide DDL and destinations.
+
+    New columns are added. A column whose type changed is an error, unless the dataset owns the
+    table (all its rows are the dataset's current load): then the table is dropped and created
+    anew in the load's snapshot, and time travel still reads the old one.
+    """
     dataset, by_table = manifest.dataset, {}
     for staged in manifest.files:
         by_table.setdefault(staged.table, []).append(staged)
@@ -189,9 +198,8 @@ def plan_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: s
     for qualified, files in sorted(by_table.items()):
         schema, table = qualified.split(".", 1)
         folder = table_folder(con, schema, table, data_path)
-        existing = table_columns(con, schema, table)
-        columns = dict(existing or {})
-        add_columns, placed = [], []
+        columns: dict[str, tuple[str, str]] = {}  # name -> (type, file that brought it)
+        placed = []
         for staged in files:
             dest = folder / Path(staged.path).name
             actual = staged.path if os.path.exists(staged.path) else str(dest)  # moved by an interrupted run
@@ -200,19 +208,44 @@ def plan_tables(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: s
             if key not in lake_types:
                 lake_types[key] = file_columns(con, actual)
             for name, type_ in lake_types[key]:
-                if name not in columns:
-                    columns[name] = type_
-                    add_columns.append((name, type_))
-                elif not compatible(type_, columns[name]):
+                known = columns.setdefault(name, (type_, Path(staged.path).name))
+                if known[0] != type_:
                     raise DatasetError(
-                        dataset,
-                        f"schema conflict in column {name!r}: {type_} in the file, "
-                        f"{columns[name]} in lake table {qualified}",
-                        Path(staged.path).name,
+                        dataset, f"column {name!r} is {known[0]} in {known[1]} but {type_} here", Path(staged.path).name
                     )
             placed.append((staged, dest))
-        plans.append(TablePlan(schema, table, existing is not None, folder, add_columns, placed))
+        existing = table_columns(con, schema, table)
+        plan = TablePlan(schema, table, existing is not None, folder, [(n, t) for n, (t, _) in columns.items()], placed)
+        if existing is not None:
+            conflicts = [(n, t, f) for n, (t, f) in columns.items() if n in existing and not compatible(t, existing[n])]
+            if conflicts and owns_table(con, dataset, current, qualified):
+                plan.recreate = True
+            elif conflicts:
+                name, type_, file = conflicts[0]
+                raise DatasetError(
+                    dataset,
+                    f"schema conflict in column {name!r}: {type_} in the file, "
+                    f"{existing[name]} in lake table {qualified}",
+                    file,
+                )
+            else:
+                plan.add_columns = [(n, t) for n, t in plan.add_columns if n not in existing]
+        plans.append(plan)
     return plans
+
+
+def owns_table(con, dataset: str, current: dict | None, qualified: str) -> bool:
+    """Every row of the table is from the dataset's current load."""
+    if not current:
+        return False
+    schema, table = qualified.split(".", 1)
+    ours = con.execute(
+        f"SELECT coalesce(sum(rows), 0) FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ? "
+        "AND table_name = ?",
+        [dataset, current["load_id"], qualified],
+    ).fetchone()[0]
+    total = con.execute(f"SELECT count(*) FROM {ALIAS}.{ident(schema)}.{ident(table)}").fetchone()[0]
+    return ours == total
 
 
 def compatible(file_type: str, table_type: str) -> bool:
@@ -288,7 +321,7 @@ def move_into_lake(dataset: str, plans: list[TablePlan]) -> list[tuple[Path, Pat
     return moved
 
 
-def retire(con, dataset: str, current: dict | None, data_path: str) -> None:
+def retire(con, dataset: str, current: dict | None, data_path: str, skip: set[str]) -> None:
     """Delete the rows of the dataset's previous load (files stay: time travel still reads them).
 
     Rows are found by DuckLake's row ids (kept through compaction) or, when a data column is
@@ -306,8 +339,8 @@ def retire(con, dataset: str, current: dict | None, data_path: str) -> None:
     for table_name, files in by_table.items():
         schema, table = table_name.split(".", 1)
         columns = table_columns(con, schema, table)
-        if columns is None:
-            continue  # dropped outside omicslake: nothing left to retire
+        if columns is None or table_name in skip:
+            continue  # dropped outside omicslake, or about to be created anew
         if "rowid" not in columns:
             ranges = row_id_ranges(con, schema, table, [Path(p).name for p, _ in files])
             predicate = " OR ".join(["rowid BETWEEN ? AND ?"] * len(ranges)) or "false"
@@ -351,7 +384,9 @@ def row_id_ranges(con, schema: str, table: str, names: list[str]) -> list[tuple[
 
 def add_files(con, plan: TablePlan) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.{ident(plan.schema)}")
-    if not plan.exists:
+    if plan.recreate:
+        con.execute(f"DROP TABLE {plan.qualified}")
+    if not plan.exists or plan.recreate:
         columns = ", ".join(f"{ident(n)} {t}" for n, t in plan.add_columns)
         con.execute(f"CREATE TABLE {plan.qualified} ({columns})")
     else:

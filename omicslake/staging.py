@@ -34,6 +34,7 @@ def stage(
     workdir: Path,
     upstream: list[Upstream],
     fingerprint: str,
+    config: dict,
 ) -> Manifest:
     """Run `source` through dlt into `workdir/parquet` and return the manifest of what it wrote."""
     schema = dataset.split(".")[0]
@@ -70,16 +71,24 @@ def stage(
         fingerprint=fingerprint,
         upstream=upstream,
         files=sorted(files, key=lambda f: f.path),
+        config=config,
         pipeline=pipeline.pipeline_name,
         load_id=info.loads_ids[-1] if info.loads_ids else None,
         workflow_version=workflow_version(),
     )
 
 
-def unchanged(dataset: str, upstream: list[Upstream], fingerprint: str) -> Manifest:
+def unchanged(dataset: str, upstream: list[Upstream], fingerprint: str, config: dict) -> Manifest:
     """Manifest for a source that reported no change since the last registered load."""
     return Manifest(
-        dataset, dataset.split(".")[0], "unchanged", fingerprint, upstream, [], workflow_version=workflow_version()
+        dataset,
+        dataset.split(".")[0],
+        "unchanged",
+        fingerprint,
+        upstream,
+        [],
+        config,
+        workflow_version=workflow_version(),
     )
 
 

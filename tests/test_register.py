@@ -95,9 +95,22 @@ def test_new_nullable_column_evolves_the_table(lake, genes):
     assert columns == ["gene_id", "symbol", "score", "chrom"]
 
 
-def test_schema_conflict_stops_with_file_column_and_types(lake, genes):
+def test_type_change_recreates_a_table_the_dataset_owns(lake, genes):
+    path, cfg = genes
+    first = lake.load("genes", cfg)
+    write_gz(path, "gene_id\tsymbol\tscore\nG1\tA1BG\t0.5\n")  # gene_id: BIGINT -> VARCHAR
+    os.utime(path, (1, 1))
+    lake.load("genes", cfg)
+    assert lake.query("SELECT gene_id FROM lake.http.genes") == [("G1",)]
+    old = f"SELECT count(*), typeof(any_value(gene_id)) FROM lake.http.genes AT (VERSION => {first.snapshot_id})"
+    assert lake.query(old) == [(3, "BIGINT")]
+
+
+def test_schema_conflict_in_a_shared_table_stops_with_file_column_and_types(lake, genes):
     path, cfg = genes
     lake.load("genes", cfg)
+    with open_lake(lake.catalog, lake.data_path) as con:  # rows that are not this dataset's
+        con.execute("INSERT INTO lake.http.genes VALUES (99, 'OTHER', 1.0)")
     before = lake.snapshots()
     write_gz(path, "gene_id\tsymbol\tscore\nG1\tA1BG\t0.5\n")
     manifest = lake.ingest("genes", cfg)
@@ -109,7 +122,7 @@ def test_schema_conflict_stops_with_file_column_and_types(lake, genes):
     assert "VARCHAR in the file, BIGINT in lake table http.genes" in message
     assert lake.snapshots() == before
     assert staged.exists()  # nothing moved into the lake
-    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(4,)]
 
 
 def test_failure_inside_registration_leaves_catalog_unchanged_and_rerun_completes(lake, genes, monkeypatch):
@@ -259,3 +272,13 @@ def test_replacing_works_when_a_data_column_shadows_duckdb_virtual_columns(lake,
     os.utime(sheet, (1, 1))
     lake.load("sheet", cfg)
     assert lake.query("SELECT count(*) FROM lake.http.sheet") == [(3,)]
+
+
+def test_a_config_change_reloads_even_when_the_upstream_is_unchanged(lake, genes):
+    path, cfg = genes
+    lake.load("genes", {"url": cfg["url"]})  # "-" is text
+    assert lake.query("SELECT typeof(score) FROM lake.http.genes LIMIT 1") == [("VARCHAR",)]
+    before = lake.snapshots()
+    receipt = lake.load("genes", cfg)  # now "-" is NULL: the same bytes make other tables
+    assert receipt.status == "registered" and lake.snapshots() == before + 1
+    assert lake.query("SELECT typeof(score), count(score) FROM lake.http.genes GROUP BY ALL") == [("DOUBLE", 2)]

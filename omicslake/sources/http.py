@@ -44,6 +44,5 @@ def plan(name: str, cfg: dict, workdir: Path, previous: Receipt | None, settings
     )
     if fetched.path is None:
         return None
-    options = {"format": fmt, "null_values": cfg.get("null_values")}
     source = http_source(dataset, name, fetched.path, fmt, cfg.get("null_values"))
-    return Plan([fetched.upstream], options, source)
+    return Plan([fetched.upstream], source)
