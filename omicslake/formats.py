@@ -96,9 +96,12 @@ def read_delimited(path: Path, delimiter: str, null_values: list[str] | None) ->
         )
 
     first = reader()
-    head = list(itertools.islice(first, 2))
-    if len(head) < 2:  # the whole file was one block: inferred types already hold
-        yield from (no_null_columns(b) for b in head)
+    try:
+        head = list(itertools.islice(first, 2))
+    except pa.ArrowInvalid:
+        head = []  # block 2 broke block 1's types: settle them over the whole file below
+    if len(head) == 1:  # the whole file was one block: inferred types already hold
+        yield no_null_columns(head[0])
         return
     while not types_hold(reader, first.schema, column_types):
         pass
@@ -112,15 +115,23 @@ def types_hold(reader, schema: pa.Schema, column_types: dict) -> bool:
             pass
         return True
     except pa.ArrowInvalid as e:
-        match = re.search(r"CSV column #(\d+).*conversion error to (\w+): invalid value '(.*)'", str(e))
+        match = re.search(r"CSV column #(\d+).*conversion error to ([^:]+): invalid value '(.*)'", str(e))
         if not match:
             raise
         column = schema.names[int(match[1])]
         if column_types.get(column) == pa.string():
             raise
-        widen = match[2] in ("int64", "null") and is_number(match[3])
-        column_types[column] = pa.float64() if widen else pa.string()
+        column_types[column] = widen(match[2], match[3])
         return False
+
+
+def widen(current: str, value: str) -> pa.DataType:
+    """The narrowest of int64 < float64 < string that holds `value` and what the column held."""
+    if current == "null" and re.fullmatch(r"[+-]?\d+", value.strip()):
+        return pa.int64()
+    if current in ("null", "int64") and is_number(value):
+        return pa.float64()
+    return pa.string()
 
 
 def is_number(text: str) -> bool:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import dlt
 
 from omicslake import workflow_version
-from omicslake.errors import DatasetError, root_dataset_error
+from omicslake.errors import DatasetError, first_line, root_dataset_error
 from omicslake.manifest import Manifest, Upstream, describe_file
 
 DLT_DATASET = "stage"
@@ -53,14 +55,14 @@ def stage(
         cause = root_dataset_error(e)
         if cause:
             raise cause from None
-        raise DatasetError(dataset, f"dlt pipeline failed: {e}") from e
+        raise DatasetError(dataset, f"dlt pipeline failed: {first_line(e)}") from e
     files = []
     for load_id in info.loads_ids:
         for step in info.metrics[load_id]:
             for job in step["job_metrics"].values():
                 if job.table_name.startswith("_dlt") or not job.remote_url:
                     continue
-                path = job.remote_url.removeprefix("file://")
+                path = url2pathname(urlparse(job.remote_url).path)  # dlt percent-encodes the URL
                 files.append(describe_file(path, f"{schema}.{job.table_name}", load_id))
     if not files:
         raise DatasetError(dataset, "the source has no rows (empty upstream file?); the lake keeps its current load")

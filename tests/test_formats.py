@@ -53,23 +53,32 @@ def test_all_empty_column_is_kept_as_string(tmp_path):
 
 
 def test_types_hold_beyond_the_first_block(tmp_path, monkeypatch):
-    monkeypatch.setattr(formats, "BLOCK_SIZE", 1 << 14)
-    rows = ["id\tchrom\tscore\tlate"]
+    monkeypatch.setattr(formats, "BLOCK_SIZE", 1 << 14)  # about 600 rows a block
+    rows = ["id\tchrom\tscore\tlate\tcount\tday"]
     for i in range(5000):
-        chrom = "X" if i == 4000 else str(i % 22 + 1)  # looks like an integer for 4000 rows
-        score = "2.5" if i == 3000 else str(i)
-        late = "seen" if i == 4900 else ""
-        rows.append(f"{i}\t{chrom}\t{score}\t{late}")
+        chrom = "X" if i == 900 else str(i % 22 + 1)  # an integer column until block 2
+        score = "2.5" if i == 3000 else str(i)  # an integer column until block 5
+        late = "seen" if i == 4900 else ""  # empty until the last block
+        count = str(i) if i > 2000 else ""  # empty in block 1, integers later
+        day = "unknown" if i == 4000 else "2026-11-26"  # a date column, then text
+        rows.append(f"{i}\t{chrom}\t{score}\t{late}\t{count}\t{day}")
     path = write_gz(tmp_path / "big.tsv.gz", "\n".join(rows) + "\n")
     batches = list(formats.read_batches("http.t", path, "tsv"))
     assert len(batches) > 2
     t = pa.Table.from_batches(batches)
     assert t.num_rows == 5000
-    assert t.schema.field("id").type == pa.int64()
-    assert t.schema.field("chrom").type == pa.string()
-    assert t.schema.field("score").type == pa.float64()
-    assert t.column("chrom")[4000].as_py() == "X"
+    types = {f.name: f.type for f in t.schema}
+    assert types == {
+        "id": pa.int64(),
+        "chrom": pa.string(),
+        "score": pa.float64(),
+        "late": pa.string(),
+        "count": pa.int64(),
+        "day": pa.string(),
+    }
+    assert t.column("chrom")[900].as_py() == "X"
     assert t.column("late").to_pylist().count("seen") == 1
+    assert t.column("count")[4999].as_py() == 4999
 
 
 def test_parquet_and_json_variants(tmp_path):

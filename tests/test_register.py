@@ -282,3 +282,11 @@ def test_a_config_change_reloads_even_when_the_upstream_is_unchanged(lake, genes
     receipt = lake.load("genes", cfg)  # now "-" is NULL: the same bytes make other tables
     assert receipt.status == "registered" and lake.snapshots() == before + 1
     assert lake.query("SELECT typeof(score), count(score) FROM lake.http.genes GROUP BY ALL") == [("DOUBLE", 2)]
+
+
+def test_paths_with_spaces(tmp_path, genes):
+    from tests.conftest import Lake
+
+    lake = Lake(tmp_path / "core facility" / "lake 1")
+    lake.load("genes", genes[1])
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
