@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import importlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+
+from omicslake.errors import OmicslakeError, first_line
 
 ALIAS = "lake"
 
@@ -33,39 +37,72 @@ def connect(*extensions: str) -> duckdb.DuckDBPyConnection:
 
 def attach_sql(catalog: str, data_path: str, alias: str = ALIAS, read_only: bool = False) -> str:
     """The ATTACH statement for the lake; DATA_PATH always wins, so a moved lake still reads."""
-    options = [f"DATA_PATH '{data_path}'", "OVERRIDE_DATA_PATH true"]
+    options = [f"DATA_PATH '{quote(data_path)}'", "OVERRIDE_DATA_PATH true"]
     if read_only:
         options.append("READ_ONLY")
-    return f"ATTACH 'ducklake:{catalog}' AS {alias} ({', '.join(options)})"
+    return f"ATTACH 'ducklake:{quote(catalog)}' AS {alias} ({', '.join(options)})"
+
+
+def quote(text: str) -> str:
+    """`text` inside a single-quoted SQL string."""
+    return text.replace("'", "''")
+
+
+def is_file_catalog(catalog: str) -> bool:
+    return not catalog.startswith(("postgres:", "sqlite:"))
 
 
 def normalise(catalog: str, data_path: str) -> tuple[str, str]:
     """Absolute catalog path and data path (with trailing slash) for a DuckDB-file catalog."""
-    data = str(Path(data_path).resolve()) + "/"
-    if catalog.startswith(("postgres:", "sqlite:")):
-        return catalog, data
-    return str(Path(catalog).resolve()), data
+    data = str(Path(data_path).expanduser().resolve()) + "/"
+    return (str(Path(catalog).expanduser().resolve()) if is_file_catalog(catalog) else catalog), data
 
 
 @contextlib.contextmanager
-def open_lake(catalog: str, data_path: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_lake(
+    catalog: str, data_path: str, read_only: bool = False, wait_seconds: float = 600
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Attach the lake as `lake`.
 
-    A DuckDB-file catalog admits one process at a time (a read-write attach blocks even readers),
-    so access goes through a lock file beside it: writers exclusive, readers shared. Both then
-    wait for each other instead of failing.
+    A DuckDB-file catalog admits one process at a time (a read-write attach blocks even readers).
+    Omicslake's own processes queue on a lock file beside it (writers exclusive, readers shared);
+    anything else holding the file (an analyst's DuckDB session) is waited for up to
+    `wait_seconds`, then reported.
     """
     catalog, data_path = normalise(catalog, data_path)
     if not read_only:
         Path(data_path).mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        if not catalog.startswith(("postgres:", "sqlite:")):
+        if is_file_catalog(catalog):
             if read_only and not Path(catalog).exists():
-                raise FileNotFoundError(f"no lake catalog at {catalog}: run the workflow first")
+                raise OmicslakeError(f"no lake catalog at {catalog}: run the workflow first")
             Path(catalog).parent.mkdir(parents=True, exist_ok=True)
-            lock = stack.enter_context(open(f"{catalog}.lock", "a"))
-            fcntl.flock(lock, fcntl.LOCK_SH if read_only else fcntl.LOCK_EX)
+            lock_file(stack, f"{catalog}.lock", read_only)
         con = connect()
         stack.callback(con.close)
-        con.execute(attach_sql(catalog, data_path, read_only=read_only))
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                con.execute(attach_sql(catalog, data_path, read_only=read_only))
+                break
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                    raise OmicslakeError(
+                        f"cannot open the lake catalog {catalog}: {first_line(e)} (is a DuckDB session attached to it?)"
+                    ) from e
+                time.sleep(1)
         yield con
+
+
+def lock_file(stack: contextlib.ExitStack, path: str, shared: bool) -> None:
+    """Take the lock beside the catalog; readers without write access, and filesystems without
+    flock (some Lustre mounts), go without it and rely on DuckDB's own lock."""
+    try:
+        lock = stack.enter_context(open(path, "a"))  # noqa: SIM115 (closed by the stack)
+        fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+    except PermissionError:
+        if not shared:
+            raise
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK):
+            raise

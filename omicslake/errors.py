@@ -1,8 +1,12 @@
 """One error type that names the dataset, the file and the cause."""
 
 
-class DatasetError(Exception):
-    """A dataset cannot be loaded; the message is meant for the user, not a traceback."""
+class OmicslakeError(Exception):
+    """An error whose message is meant for the user, not a traceback."""
+
+
+class DatasetError(OmicslakeError):
+    """A dataset cannot be loaded."""
 
     def __init__(self, dataset: str, cause: str, file: str | None = None):
         self.dataset, self.file, self.cause = dataset, file, cause

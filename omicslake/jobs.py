@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from omicslake.errors import DatasetError
+from omicslake.errors import OmicslakeError
 
 
 def run(log_file: str | None, func: Callable, *args, **kwargs):
-    """Call `func`; on a DatasetError print `omicslake: <dataset>: <file>: <cause>` and exit 1."""
+    """Call `func`; on an OmicslakeError print `omicslake: <dataset>: <file>: <cause>` and exit 1."""
     with contextlib.ExitStack() as stack:
         if log_file:
             Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -23,7 +23,7 @@ def run(log_file: str | None, func: Callable, *args, **kwargs):
         )
         try:
             return func(*args, **kwargs)
-        except DatasetError as e:
+        except OmicslakeError as e:
             logging.getLogger("omicslake").error("%s", e)
             print(f"omicslake: {e}", file=sys.__stderr__)
             raise SystemExit(1) from None

@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from omicslake import register as register_module
 from omicslake.catalog import connect, open_lake
-from omicslake.errors import DatasetError
+from omicslake.errors import DatasetError, OmicslakeError
 from omicslake.manifest import Manifest
 from tests.conftest import write_gz
 
@@ -290,3 +292,29 @@ def test_paths_with_spaces(tmp_path, genes):
     lake = Lake(tmp_path / "core facility" / "lake 1")
     lake.load("genes", genes[1])
     assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+
+
+def test_a_foreign_duckdb_session_is_waited_for_then_reported(lake, genes):
+    lake.load("genes", genes[1])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from omicslake.catalog import connect; con = connect(); "
+            f"con.execute(\"ATTACH 'ducklake:{lake.catalog}' AS l (READ_ONLY)\"); print('attached', flush=True); "
+            "time.sleep(4)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "attached"
+        with (
+            pytest.raises(OmicslakeError, match=r"cannot open the lake catalog .*is a DuckDB session attached"),
+            open_lake(lake.catalog, lake.data_path, wait_seconds=1),
+        ):
+            pass
+        with open_lake(lake.catalog, lake.data_path, wait_seconds=60) as con:  # waits for the session to end
+            assert con.execute("SELECT count(*) FROM lake.http.genes").fetchone() == (3,)
+    finally:
+        holder.kill()
