@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -138,6 +139,10 @@ def fetch_http(
         with response:
             if response.status_code == 304 and previous:
                 return Fetched(previous, None)
+            if "Range" in headers and response.status_code not in (200, 206):
+                part.unlink(missing_ok=True)  # e.g. 416 for a part that was already whole: start over
+                validators, hasher = {}, hashlib.sha256()
+                continue
             if response.status_code not in (200, 206):
                 reason = response.reason or ""
                 raise DatasetError(dataset, f"HTTP {response.status_code} {reason}".strip(), url)
@@ -159,6 +164,7 @@ def fetch_http(
             except RESUMABLE as e:
                 if attempt == settings.retries:
                     raise DatasetError(dataset, f"download broke off {settings.retries + 1} times: {e}", url) from e
+                time.sleep(min(60.0, settings.backoff_seconds * 2**attempt))
                 continue
             total = content_total(response)
             if total is not None and part.stat().st_size != total:

@@ -100,6 +100,8 @@ class HTTPServer:
         if_range = handler.headers.get("If-Range")
         if res.ranges and match and (if_range is None or if_range in (res.etag, modified)):
             start = int(match[1])
+            if start >= len(res.body):
+                return send(handler, 416, b"", {"Content-Range": f"bytes */{len(res.body)}"})
             body, status = res.body[start:], 206
             headers["Content-Range"] = f"bytes {start}-{len(res.body) - 1}/{len(res.body)}"
         if res.ranges:

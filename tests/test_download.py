@@ -115,3 +115,14 @@ def test_a_new_sha256_in_the_config_defeats_the_unchanged_shortcut(http_server, 
     with pytest.raises(DatasetError, match="sha256 mismatch"):
         get(url, tmp_path, previous=first.upstream, sha256="1" * 64)
     assert http_server.hits("/pinned.bin")[-1]["status"] == 200  # downloaded and checked, not 304
+
+
+def test_a_whole_part_left_by_a_kill_before_the_rename_is_not_stuck_on_416(http_server, tmp_path):
+    url = http_server.add("/whole.bin", BODY)
+    res = http_server.resources["/whole.bin"]
+    folder = tmp_path / "download"
+    folder.mkdir()
+    (folder / "whole.bin.part").write_bytes(BODY)  # complete, but never renamed
+    (folder / "whole.bin.part.json").write_text(json.dumps({"url": url, "etag": res.etag, "last_modified": None}))
+    assert get(url, tmp_path, sha256=SHA).path.read_bytes() == BODY
+    assert [r["status"] for r in http_server.hits("/whole.bin")] == [416, 200]
