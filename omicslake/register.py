@@ -29,6 +29,7 @@ from omicslake.manifest import Manifest, Receipt, StagedFile, check_file, utc_no
 
 log = logging.getLogger("omicslake")
 META = f"__ducklake_metadata_{ALIAS}"
+JOURNAL = "moving.json"
 
 PROVENANCE = f"""
 BEGIN;
@@ -77,11 +78,14 @@ def register(
     """Register the load described by `manifest_path`; write and return its receipt."""
     manifest = Manifest.read(manifest_path)
     dataset, workdir = manifest.dataset, Path(manifest_path).parent
+    Path(receipt_path).unlink(missing_ok=True)  # only a registration that ends well leaves a receipt
     _, data_path = normalise(catalog, data_path)
     with open_lake(catalog, data_path) as con:
         con.execute(PROVENANCE)
+        discard_orphans(con, workdir, manifest)
         current = current_load(con, dataset)
-        if current and current["fingerprint"] == manifest.fingerprint:
+        live = current is not None and tables_exist(con, dataset, current)
+        if live and current["fingerprint"] == manifest.fingerprint:
             log.info(
                 "%s: unchanged, lake keeps load %s (snapshot %s)", dataset, current["load_id"], current["snapshot_id"]
             )
@@ -89,15 +93,41 @@ def register(
         elif manifest.status == "unchanged":
             raise DatasetError(
                 dataset,
-                "source reported no change, but the lake does not hold that load; "
-                f"delete {Path(receipt_path).name} and rerun",
-                str(manifest_path),
+                f"the source is unchanged, but the lake lost load {current['load_id'] if current else '?'} "
+                "(table dropped?); the next run downloads it again",
             )
         else:
-            receipt = load(con, manifest, data_path, current)
+            receipt = load(con, manifest, data_path, current, workdir)
     receipt.write(receipt_path)
     staging.clean(workdir, manifest.pipeline)
     return receipt
+
+
+def tables_exist(con, dataset: str, load_row: dict) -> bool:
+    """Every table the load registered files in still exists (nobody dropped one)."""
+    tables = con.execute(
+        f"SELECT DISTINCT table_name FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
+        [dataset, load_row["load_id"]],
+    ).fetchall()
+    return all(table_columns(con, *name.split(".", 1)) is not None for (name,) in tables)
+
+
+def discard_orphans(con, workdir: Path, manifest: Manifest) -> None:
+    """Delete files an interrupted registration renamed into the lake but never committed.
+
+    They are in no snapshot, so deleting them loses nothing; files this manifest is about to
+    register (a rerun of the same registration) are kept.
+    """
+    journal = workdir / JOURNAL
+    if not journal.exists():
+        return
+    wanted = {Path(f.path).name for f in manifest.files}
+    for schema, table, dest in json.loads(journal.read_text()):
+        path = Path(dest)
+        if path.exists() and path.name not in wanted and dest not in registered_paths(con, [(schema, table)]):
+            log.info("%s: removing %s, left unregistered by an interrupted run", manifest.dataset, path)
+            path.unlink()
+    journal.unlink()
 
 
 def current_load(con: duckdb.DuckDBPyConnection, dataset: str) -> dict | None:
@@ -129,18 +159,22 @@ def receipt_of(con, dataset: str, load_row: dict, manifest: Manifest, status: st
     )
 
 
-def load(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None) -> Receipt:
+def load(
+    con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None, workdir: Path
+) -> Receipt:
     dataset = manifest.dataset
     if not manifest.files:
         raise DatasetError(dataset, "a changed load with no files: the manifest is corrupt")
     plans = plan_tables(con, manifest, data_path, current)
-    already = registered_paths(con, [p for p in plans if p.exists])
+    already = registered_paths(con, [(p.schema, p.table) for p in plans if p.exists])
     for plan in plans:
         for _staged, dest in plan.files:
             if str(dest) in already:
                 raise DatasetError(
                     dataset, "file is already registered in the lake; refusing to add it twice", str(dest)
                 )
+    journal = workdir / JOURNAL  # what to clean up should this process die before COMMIT
+    journal.write_text(json.dumps([[p.schema, p.table, str(d)] for p in plans for _, d in p.files]))
     moved = move_into_lake(dataset, plans)
     try:
         snapshot_id = con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()[0] + 1
@@ -161,9 +195,11 @@ def load(con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, cur
         with_rollback(con)
         for src, dest in reversed(moved):
             dest.replace(src)  # back to staging: a rerun of register starts from the same state
+        journal.unlink()
         if isinstance(e, DatasetError):
             raise
         raise DatasetError(dataset, f"registration failed, catalog unchanged: {first_line(e)}") from e
+    journal.unlink()
     actual = con.execute(
         f"SELECT snapshot_id FROM {ALIAS}.snapshots() WHERE commit_message = ?", [f"load {dataset} {manifest.load_id}"]
     ).fetchone()[0]
@@ -291,13 +327,13 @@ def table_folder(con, schema: str, table: str, data_path: str) -> Path:
     return Path(table_path) if not table_rel else base / table_path
 
 
-def registered_paths(con, plans: list[TablePlan]) -> set[str]:
+def registered_paths(con, tables: list[tuple[str, str]]) -> set[str]:
+    """Absolute paths of the data files DuckLake lists for these (schema, table) pairs."""
     paths = set()
-    for plan in plans:
-        rows = con.execute(
-            "SELECT data_file FROM ducklake_list_files(?, ?, schema => ?)", [ALIAS, plan.table, plan.schema]
-        ).fetchall()
-        paths.update(r[0] for r in rows)
+    for schema, table in tables:
+        if table_columns(con, schema, table) is not None:
+            rows = con.execute("SELECT data_file FROM ducklake_list_files(?, ?, schema => ?)", [ALIAS, table, schema])
+            paths.update(r[0] for r in rows.fetchall())
     return paths
 
 

@@ -146,13 +146,44 @@ def test_failure_inside_registration_leaves_catalog_unchanged_and_rerun_complete
     assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
 
 
-def test_crash_after_move_before_commit_is_completed_by_the_next_run(lake, genes):
-    manifest = lake.ingest("genes", genes[1])
-    staged = Path(manifest.files[0].path)
-    table_folder = Path(lake.data_path, "http", "genes")
-    table_folder.mkdir(parents=True)
-    staged.rename(table_folder / staged.name)  # what a kill -9 between rename and COMMIT leaves
+def killed_before_commit(lake, monkeypatch):
+    """Register, but die (no except handler runs) between the rename and COMMIT."""
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt  # like SIGKILL: no cleanup in omicslake's except clauses
+
+    monkeypatch.setattr(register_module, "write_provenance", die)
+    with pytest.raises(KeyboardInterrupt):
+        lake.register("genes")
+    monkeypatch.undo()
+
+
+def test_killed_before_commit_then_register_reruns(lake, genes, monkeypatch):
+    lake.ingest("genes", genes[1])
+    killed_before_commit(lake, monkeypatch)
+    assert list(Path(lake.data_path).rglob("*.parquet"))  # renamed into the lake, not registered
     assert lake.register("genes").status == "registered"
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+
+
+def test_killed_before_commit_then_the_whole_workflow_reruns(lake, genes, monkeypatch):
+    lake.ingest("genes", genes[1])
+    killed_before_commit(lake, monkeypatch)
+    orphan = next(Path(lake.data_path).rglob("*.parquet"))
+    receipt = lake.load("genes", genes[1])  # ingest stages a new load id; the orphan goes
+    assert not orphan.exists()
+    assert [p.name for p in Path(lake.data_path, "http").rglob("*.parquet")] == [Path(receipt.files[0]).name]
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+
+
+def test_a_dropped_table_is_loaded_again(lake, genes):
+    lake.load("genes", genes[1])
+    with open_lake(lake.catalog, lake.data_path) as con:
+        con.execute("DROP TABLE lake.http.genes")
+    assert lake.ingest("genes", genes[1]).status == "unchanged"  # the receipt knows no better
+    with pytest.raises(DatasetError, match="lake lost load .* the next run downloads it again"):
+        lake.register("genes")
+    assert lake.load("genes", genes[1]).status == "registered"
     assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
 
 
