@@ -4,13 +4,13 @@ __version__ = "0.1.0"
 
 
 def workflow_version() -> str:
-    """Package version plus the git commit of the checkout it runs from, when there is one."""
+    """Package version plus the git commit of the checkout it runs from (`-dirty`: with local edits)."""
     import subprocess
     from pathlib import Path
 
     try:
         commit = subprocess.run(
-            ["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -18,4 +18,4 @@ def workflow_version() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return __version__
-    return f"{__version__}+g{commit}" if commit else __version__
+    return f"{__version__}+{commit}" if commit else __version__

@@ -13,16 +13,23 @@ from pathlib import Path
 
 import yaml
 
+from omicslake import config as cfg
 from omicslake import jobs
 from omicslake.catalog import attach_sql, normalise, open_lake
+from omicslake.ingest import ingest
+from omicslake.register import register as register_load
 
-DEFAULTS = {"catalog": "results/lake/omicslake.ducklake", "data_path": "results/lake/data/"}
+SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
 
-def lake_settings(config_file: str) -> tuple[str, str]:
+def load_config(config_file: str) -> dict:
+    """The workflow config, validated and with defaults filled in exactly as the Snakefile does."""
+    from snakemake.utils import validate
+
     config = yaml.safe_load(Path(config_file).read_text()) or {}
-    lake = {**DEFAULTS, **(config.get("lake") or {})}
-    return lake["catalog"], lake["data_path"]
+    validate(config, str(SCHEMA), set_default=True)
+    cfg.check(config)
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,44 +40,25 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("sql")
     query.add_argument("--max-rows", type=int, default=40)
     commands.add_parser("attach", help="print the ATTACH statement for this lake")
-    ingest = commands.add_parser("ingest", help="fetch and stage one dataset")
-    ingest.add_argument("dataset", help="<source>.<name>, as in the config")
-    register = commands.add_parser("register", help="register one staged dataset")
-    register.add_argument("dataset", help="<source>.<name>, as in the config")
+    for command, text in (("ingest", "fetch and stage one dataset"), ("register", "register one staged dataset")):
+        commands.add_parser(command, help=text).add_argument("dataset", help="<source>.<name>, as in the config")
     args = parser.parse_args(argv)
 
-    catalog, data_path = lake_settings(args.config)
+    config = load_config(args.config)
+    catalog, data_path = config["lake"]["catalog"], config["lake"]["data_path"]
     if args.command == "attach":
         print(attach_sql(*normalise(catalog, data_path), read_only=True) + ";")
     elif args.command == "query":
         with open_lake(catalog, data_path, read_only=True) as con:
             con.sql(args.sql).show(max_rows=args.max_rows, max_width=200)
     else:
-        return run_job(args)
-    return 0
-
-
-def run_job(args) -> int:
-    from omicslake import config as cfg
-    from omicslake.ingest import ingest
-    from omicslake.register import register
-
-    config = yaml.safe_load(Path(args.config).read_text()) or {}
-    source, _, name = args.dataset.partition(".")
-    folder = Path(config.get("staging", "results/staging/"), source, name)
-    if args.command == "ingest":
-        jobs.run(
-            None,
-            ingest,
-            source,
-            name,
-            cfg.dataset_config(config, source, name),
-            folder / "manifest.json",
-            config.get("download"),
-        )
-    else:
-        catalog, data_path = lake_settings(args.config)
-        jobs.run(None, register, folder / "manifest.json", catalog, data_path, folder / "receipt.json")
+        source, _, name = args.dataset.partition(".")
+        folder = Path(config["staging"], source, name)
+        if args.command == "ingest":
+            dataset = cfg.dataset_config(config, source, name)
+            jobs.run(None, ingest, source, name, dataset, folder / "manifest.json", config["download"])
+        else:
+            jobs.run(None, register_load, folder / "manifest.json", catalog, data_path, folder / "receipt.json")
     return 0
 
 

@@ -45,7 +45,8 @@ def file_name(url: str) -> str:
 def local_path(url: str) -> Path:
     """Path of a `file:` URL: `file:///abs/path` or `file:relative/path` (relative to the CWD)."""
     parsed = urlparse(url)
-    return Path(unquote(parsed.netloc + parsed.path))
+    host = "" if parsed.netloc in ("", "localhost") else parsed.netloc
+    return Path(unquote(host + parsed.path)).expanduser()
 
 
 def sha256_of(path: Path, hasher=None) -> hashlib._Hash:
@@ -56,8 +57,13 @@ def sha256_of(path: Path, hasher=None) -> hashlib._Hash:
     return hasher
 
 
+def checksum_label(sha256: str) -> str:
+    """`sha256:<hex>` from a configured sha256 with or without the prefix."""
+    return "sha256:" + sha256.lower().removeprefix("sha256:")
+
+
 def verify(dataset: str, url: str, digest: str, expected: str | None) -> str:
-    if expected and digest != expected.lower().removeprefix("sha256:"):
+    if expected and f"sha256:{digest}" != checksum_label(expected):
         raise DatasetError(dataset, f"sha256 mismatch: expected {expected}, got {digest}", url)
     return f"sha256:{digest}"
 
@@ -75,7 +81,7 @@ def fetch(
     `previous` (the upstream of the last registered load) enables the unchanged shortcut, unless
     the configured sha256 says the registered bytes are not the wanted ones.
     """
-    if previous and sha256 and previous.checksum != "sha256:" + sha256.lower().removeprefix("sha256:"):
+    if previous and sha256 and previous.checksum != checksum_label(sha256):
         previous = None
     if urlparse(url).scheme == "file":
         return fetch_local(dataset, url, sha256, previous)

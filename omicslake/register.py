@@ -176,6 +176,7 @@ def load(
     journal = workdir / JOURNAL  # what to clean up should this process die before COMMIT
     journal.write_text(json.dumps([[p.schema, p.table, str(d)] for p in plans for _, d in p.files]))
     moved = move_into_lake(dataset, plans)
+    message = f"load {dataset} {manifest.load_id}"  # each load's snapshot carries this commit message
     try:
         snapshot_id = con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()[0] + 1
         con.execute("BEGIN")
@@ -186,7 +187,7 @@ def load(
         con.execute(
             f"CALL {ALIAS}.set_commit_message('omicslake', ?, extra_info => ?)",
             [
-                f"load {dataset} {manifest.load_id}",
+                message,
                 json.dumps({"dataset": dataset, "load_id": manifest.load_id, "fingerprint": manifest.fingerprint}),
             ],
         )
@@ -200,9 +201,9 @@ def load(
             raise
         raise DatasetError(dataset, f"registration failed, catalog unchanged: {first_line(e)}") from e
     journal.unlink()
-    actual = con.execute(
-        f"SELECT snapshot_id FROM {ALIAS}.snapshots() WHERE commit_message = ?", [f"load {dataset} {manifest.load_id}"]
-    ).fetchone()[0]
+    actual = con.execute(f"SELECT snapshot_id FROM {ALIAS}.snapshots() WHERE commit_message = ?", [message]).fetchone()[
+        0
+    ]
     if actual != snapshot_id:  # only possible with a concurrent writer on a multi-writer catalog
         log.warning(
             "%s: load %s landed in snapshot %s, provenance says %s", dataset, manifest.load_id, actual, snapshot_id
