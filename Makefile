@@ -14,8 +14,8 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install --quiet --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 demo: setup

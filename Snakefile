@@ -12,6 +12,7 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/http.smk"
+include: "rules/geo.smk"
 include: "rules/register.smk"
 
 

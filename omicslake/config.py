@@ -1,37 +1,32 @@
-"""Checks on the workflow config that JSON Schema cannot express."""
+"""What the workflow config asks for: (source, name) datasets and each one's config entry.
+
+Each source module turns its block of `sources:` into datasets with `datasets(block)`, which
+also checks what JSON Schema cannot (such as duplicate table names) and raises ConfigError.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 
 class ConfigError(ValueError):
     pass
 
 
+def source_datasets(config: dict, source: str) -> dict[str, dict]:
+    module = importlib.import_module(f"omicslake.sources.{source}")
+    return module.datasets(config["sources"][source])
+
+
 def check(config: dict) -> None:
-    """Every dataset name is unique within its source (it becomes the table `<source>.<name>`)."""
-    for source, datasets in (config.get("sources") or {}).items():
-        if not isinstance(datasets, list):
-            continue
-        seen: dict[str, int] = {}
-        for i, dataset in enumerate(datasets):
-            name = dataset.get("name")
-            if name in seen:
-                raise ConfigError(
-                    f"config key sources.{source}[{i}].name: duplicate table name {name!r} "
-                    f"(also sources.{source}[{seen[name]}].name); each becomes table {source}.{name}"
-                )
-            seen[name] = i
+    """Raise ConfigError, naming the key, for what the schema lets through."""
+    datasets(config)
 
 
 def datasets(config: dict) -> list[tuple[str, str]]:
     """All (source, name) pairs the config asks for."""
-    return [
-        (source, d["name"])
-        for source, items in (config.get("sources") or {}).items()
-        if isinstance(items, list)
-        for d in items
-    ]
+    return [(source, name) for source in config.get("sources") or {} for name in source_datasets(config, source)]
 
 
 def dataset_config(config: dict, source: str, name: str) -> dict:
-    return next(d for d in config["sources"][source] if d["name"] == name)
+    return source_datasets(config, source)[name]

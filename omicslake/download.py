@@ -7,18 +7,22 @@ adds is resuming a body that broke off mid-stream (Range + If-Range) and verifyi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import ftplib
 import hashlib
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import fsspec
 import requests
 from dlt.sources.helpers.requests import Client
 
-from omicslake.errors import DatasetError
+from omicslake.errors import DatasetError, first_line
 from omicslake.manifest import Upstream, utc_now
 
 CHUNK = 1 << 20
@@ -88,6 +92,107 @@ def fetch(
     if urlparse(url).scheme in ("http", "https"):
         return fetch_http(dataset, url, directory, sha256, previous, settings or DownloadSettings())
     raise DatasetError(dataset, f"unsupported URL scheme in {url!r} (http, https, file)")
+
+
+@dataclasses.dataclass
+class RemoteFile:
+    url: str
+    size: int | None
+    modified: str | None
+
+
+class IncompleteTransfer(OSError):
+    """The server ended a transfer early without saying so."""
+
+
+FTP_TRANSIENT = (ftplib.error_temp, ftplib.error_reply, ftplib.error_proto, EOFError, OSError)
+
+
+def ftp_call(dataset: str, url: str, settings: DownloadSettings, action):
+    """Run `action(fs, path)` on a fresh FTP connection, retrying 4xx replies (421 too many
+    users), timeouts and dropped connections with backoff; 5xx replies (550 no such file) are final.
+
+    fsspec's FTP filesystem does the connection and listing; dlt's filesystem source cannot be used
+    for ftp:// (it has no mtime reader for FTP, dlt#2955).
+    """
+    parsed = urlparse(url)
+    for attempt in range(settings.retries + 1):
+        try:
+            fs = fsspec.filesystem(
+                "ftp",
+                host=parsed.hostname,
+                port=parsed.port or 21,
+                timeout=settings.timeout_seconds,
+                skip_instance_cache=True,
+            )
+            try:
+                return action(fs, unquote(parsed.path))
+            finally:
+                with contextlib.suppress(*FTP_TRANSIENT, ftplib.Error):
+                    fs.ftp.quit()
+        except (ftplib.error_perm, FileNotFoundError) as e:
+            raise DatasetError(dataset, f"not found on the FTP server ({first_line(e)})", url) from e
+        except FTP_TRANSIENT as e:
+            if attempt == settings.retries:
+                raise DatasetError(dataset, f"FTP failed {attempt + 1} times: {first_line(e)}", url) from e
+            time.sleep(min(60.0, settings.backoff_seconds * 2**attempt))
+
+
+def list_dir(dataset: str, url: str, settings: DownloadSettings) -> list[RemoteFile]:
+    """The files (not folders) in a remote folder, ftp:// or file://, sorted by name."""
+    base = url.rstrip("/")
+    if urlparse(url).scheme == "file":
+        path = local_path(url)
+        if not path.is_dir():
+            raise DatasetError(dataset, "not found", url)
+        return [
+            RemoteFile(f"{base}/{e.name}", e.stat().st_size, datetime.fromtimestamp(e.stat().st_mtime, UTC).isoformat())
+            for e in sorted(os.scandir(path), key=lambda e: e.name)
+            if e.is_file()
+        ]
+    if urlparse(url).scheme != "ftp":
+        raise DatasetError(dataset, f"unsupported URL scheme in {url!r} (ftp, file)")
+
+    def ls(fs, path):
+        entries = fs.ls(path, detail=True)
+        return sorted(
+            (
+                RemoteFile(f"{base}/{Path(e['name']).name}", e.get("size"), e.get("modify"))
+                for e in entries
+                if e.get("type") == "file"
+            ),
+            key=lambda f: f.url,
+        )
+
+    return ftp_call(dataset, url, settings, ls)
+
+
+def fetch_remote(dataset: str, remote: RemoteFile, directory: Path, settings: DownloadSettings) -> Fetched:
+    """A listed file: read in place (file://) or downloaded with REST resume (ftp://)."""
+    if urlparse(remote.url).scheme == "file":
+        path = local_path(remote.url)
+        return Fetched(Upstream(remote.url, None, remote.size, None, remote.modified, None, utc_now()), path)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / file_name(remote.url)
+    part, part_meta = Path(f"{target}.part"), Path(f"{target}.part.json")
+    identity = {"url": remote.url, "size": remote.size, "modified": remote.modified}
+    if resumable(part, part_meta, remote.url) != identity:
+        part.unlink(missing_ok=True)  # a partial download of another version of the file
+    part_meta.write_text(json.dumps(identity))
+
+    def retrieve(fs, path):
+        have = part.stat().st_size if part.exists() else 0
+        with open(part, "ab" if have else "wb") as out:
+            fs.ftp.voidcmd("TYPE I")
+            fs.ftp.retrbinary(f"RETR {path}", out.write, blocksize=CHUNK, rest=have or None)
+        if remote.size is not None and part.stat().st_size != remote.size:
+            raise IncompleteTransfer(f"got {part.stat().st_size} of {remote.size} bytes")
+
+    ftp_call(dataset, remote.url, settings, retrieve)
+    checksum = f"sha256:{sha256_of(part).hexdigest()}"
+    part.replace(target)
+    part_meta.unlink(missing_ok=True)
+    return Fetched(Upstream(remote.url, checksum, remote.size, None, remote.modified, None, utc_now()), target)
 
 
 def fetch_local(dataset: str, url: str, sha256: str | None, previous: Upstream | None) -> Fetched:

@@ -13,7 +13,7 @@ omicslake_config.check(config)
 
 wildcard_constraints:
     source="[a-z][a-z0-9_]*",
-    name="[a-z][a-z0-9_]*",
+    name="[A-Za-z][A-Za-z0-9_]*",
 
 
 def staging_path(path):

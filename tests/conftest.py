@@ -85,3 +85,19 @@ def run_snakemake(workdir: Path, config: dict, *args: str, timeout: int = 300) -
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def geo_tree(tmp_path):
+    from tests import geo_tree
+
+    return geo_tree.build(tmp_path / "mirror")
+
+
+@pytest.fixture
+def ftp_server(geo_tree):
+    from tests.servers import FTPServer
+
+    server = FTPServer(geo_tree.parent)
+    yield server
+    server.stop()

@@ -6,6 +6,9 @@ import dataclasses
 import email.utils
 import hashlib
 import http.server
+import io
+import logging
+import os
 import re
 import threading
 import time
@@ -127,3 +130,66 @@ def send(handler, status: int, body: bytes, headers: dict | None = None, head: b
             handler.wfile.flush()
             handler.close_connection = True
     return status
+
+
+class FTPServer:
+    """pyftpdlib serving `root` anonymously on 127.0.0.1, with fault injection.
+
+    `refuse` answers that many logins with 421; `truncate[name] = n` serves only the first n bytes
+    of a file on its first RETR (the transfer still ends with 226, as a dropped data connection can).
+    Every command is logged in `commands` as (cmd, arg).
+    """
+
+    def __init__(self, root):
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.filesystems import AbstractedFS
+        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.servers import ThreadedFTPServer
+
+        server = self
+        self.commands: list[tuple[str, str]] = []
+        self.refuse = 0
+        self.truncate: dict[str, int] = {}
+
+        class Truncating(AbstractedFS):
+            def open(self, filename, mode):
+                f = super().open(filename, mode)
+                cut = server.truncate.pop(os.path.basename(filename), None)
+                if cut is None:
+                    return f
+                short = io.BytesIO(f.read(cut))
+                short.name = f.name
+                return short
+
+        class Handler(FTPHandler):
+            abstracted_fs = Truncating
+
+            def ftp_USER(self, line):
+                if server.refuse > 0:
+                    server.refuse -= 1
+                    self.respond("421 Too many users, try again later.")
+                    return self.close_when_done()
+                return super().ftp_USER(line)
+
+            def pre_process_command(self, line, cmd, arg):
+                server.commands.append((cmd, arg))
+                return super().pre_process_command(line, cmd, arg)
+
+        authorizer = DummyAuthorizer()
+        authorizer.add_anonymous(str(root))
+        Handler.authorizer = authorizer
+        Handler.banner = "omicslake test FTP"
+        quiet = logging.getLogger("pyftpdlib")  # with a handler, pyftpdlib leaves logging alone
+        quiet.addHandler(logging.NullHandler())
+        quiet.setLevel(logging.WARNING)
+        quiet.propagate = False
+        self.server = ThreadedFTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"handle_exit": False}, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "") -> str:
+        return f"ftp://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def stop(self):
+        self.server.close_all()

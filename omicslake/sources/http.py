@@ -10,11 +10,25 @@ from pathlib import Path
 
 import dlt
 
+from omicslake.config import ConfigError
 from omicslake.download import DownloadSettings, fetch
 from omicslake.errors import DatasetError
 from omicslake.formats import infer_format, read_batches
 from omicslake.ingest import Plan
 from omicslake.manifest import Receipt
+
+
+def datasets(block: list[dict]) -> dict[str, dict]:
+    """`sources.http` entries by name; a name used twice is an error (it is the table name)."""
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(block):
+        if entry["name"] in seen:
+            raise ConfigError(
+                f"config key sources.http[{i}].name: duplicate table name {entry['name']!r} "
+                f"(also sources.http[{seen[entry['name']]}].name); each becomes table http.{entry['name']}"
+            )
+        seen[entry["name"]] = i
+    return {entry["name"]: entry for entry in block}
 
 
 @dlt.source(name="http")

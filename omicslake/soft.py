@@ -1,0 +1,194 @@
+"""Readers for NCBI GEO's text formats: SOFT (family, GDS, GPL annot) and series matrix files.
+
+Headers are parsed line by line; data tables stream into Arrow through pyarrow's CSV reader over
+the bytes between the table markers, so a 50,000 x 2,000 matrix never sits in memory whole.
+Older GEO files mix Latin-1 into UTF-8: lines that are not valid UTF-8 are read as Latin-1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+NULLS = ["", "null", "NULL", "NA", "N/A", "NaN", "nan", "--", "---"]
+BLOCK_SIZE = 16 << 20
+
+
+def open_text(path: Path) -> io.BufferedReader:
+    """A binary line reader over a plain or gzip file (gzip checked for truncation)."""
+    raw = open(path, "rb")  # noqa: SIM115 (the caller owns the reader)
+    if raw.peek(2)[:2] == b"\x1f\x8b":
+        return io.BufferedReader(gzip.GzipFile(fileobj=raw), buffer_size=1 << 20)
+    return raw
+
+
+def decode(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("latin-1")
+
+
+class TableStream(io.RawIOBase):
+    """The bytes of a table section, up to (not including) its end marker, as UTF-8."""
+
+    def __init__(self, lines: io.BufferedReader, end_marker: bytes):
+        self.lines, self.end_marker, self.pending, self.done = lines, end_marker, b"", False
+
+    def readable(self) -> bool:
+        return True
+
+    def empty(self) -> bool:
+        """No data rows left (buffers at most one line to find out)."""
+        self.fill(1)
+        return not self.pending
+
+    def readinto(self, buffer) -> int:
+        self.fill(len(buffer))
+        size = min(len(buffer), len(self.pending))
+        buffer[:size] = self.pending[:size]
+        self.pending = self.pending[size:]
+        return size
+
+    def fill(self, want: int) -> None:
+        while not self.done and len(self.pending) < want:
+            line = self.lines.readline()
+            end = line.rstrip(b"\r\n").lower()
+            if not line or end == self.end_marker or (end.startswith(b"!") and end.endswith(b"_table_end")):
+                self.done = True
+                break
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                line = line.decode("latin-1").encode("utf-8")
+            self.pending += line if line.endswith(b"\n") else line + b"\n"
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Column names made unique: a second `GO:Function` becomes `GO:Function_2`."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+def read_table(
+    stream: TableStream,
+    column_types: dict[str, pa.DataType] | None = None,
+    quoted: bool = False,
+    default_type: pa.DataType | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Arrow batches of a tab-separated table section; the header row names the columns.
+
+    `default_type` applies to every column not in `column_types` (e.g. float64 for sample values).
+    """
+    header = decode(stream.lines.readline()).rstrip("\r\n").split("\t")
+    names = unique_names([h.strip('"') for h in header])
+    types = dict(column_types or {})
+    if default_type is not None:
+        types = {name: types.get(name, default_type) for name in names}
+    if stream.empty():  # a header and no rows: sequencing series keep their data elsewhere
+        return iter([])
+    return pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE),
+        parse_options=pacsv.ParseOptions(delimiter="\t", quote_char='"' if quoted else False),
+        convert_options=pacsv.ConvertOptions(column_types=types, null_values=NULLS, strings_can_be_null=True),
+    )
+
+
+@dataclasses.dataclass
+class Entity:
+    """One `^KIND = id` block of a SOFT file."""
+
+    kind: str  # DATABASE, SERIES, PLATFORM, SAMPLE, DATASET, SUBSET, ANNOTATION
+    id: str
+    attrs: dict[str, list[str]]  # `!Key = value` lines, repeats kept in order
+    columns: dict[str, str]  # `#NAME = description`
+    table: TableStream | None = None  # the entity's data table, read it before the next entity
+
+    def first(self, key: str) -> str | None:
+        values = self.attrs.get(key.lower())
+        return values[0] if values else None
+
+
+def read_soft(path: Path) -> Iterator[Entity]:
+    """SOFT entities in file order; an entity with a table is yielded when its table starts."""
+    lines = open_text(path)
+    entity: Entity | None = None
+    while True:
+        raw = lines.readline()
+        if not raw:
+            break
+        line = decode(raw).rstrip("\r\n")
+        if line.startswith("^"):
+            if entity and entity.table is None:
+                yield entity
+            kind, _, ident = line[1:].partition("=")
+            entity = Entity(kind.strip().upper(), ident.strip(), {}, {})
+        elif entity is None:
+            continue
+        elif line.lower().endswith("_table_begin") and line.startswith("!"):
+            entity.table = TableStream(lines, line[: -len("begin")].lower().encode() + b"end")
+            yield entity
+            entity.table.drain()  # whatever the consumer left unread
+        elif line.startswith("!"):
+            key, _, value = line[1:].partition("=")
+            entity.attrs.setdefault(key.strip().lower(), []).append(value.strip())
+        elif line.startswith("#"):
+            key, _, value = line[1:].partition("=")
+            entity.columns[key.strip()] = value.strip()
+    if entity and entity.table is None:
+        yield entity
+
+
+@dataclasses.dataclass
+class SeriesMatrix:
+    """A series matrix file: `!Series_*` values, `!Sample_*` values per sample, the data table."""
+
+    series: dict[str, list[str]]  # key without the `Series_` prefix, lower case
+    samples: list[dict[str, list[str]]]  # one dict per sample column, key without `Sample_`
+    table: TableStream
+
+
+def unquote(cell: str) -> str:
+    cell = cell.strip()
+    return cell[1:-1] if len(cell) >= 2 and cell[0] == cell[-1] == '"' else cell
+
+
+def read_series_matrix(path: Path) -> SeriesMatrix:
+    """Parse the header of a series matrix; the caller streams `.table` (read_table, quoted)."""
+    lines = open_text(path)
+    series: dict[str, list[str]] = {}
+    samples: list[dict[str, list[str]]] = []
+    while True:
+        raw = lines.readline()
+        if not raw:
+            raise ValueError("no !series_matrix_table_begin line: not a series matrix file")
+        line = decode(raw).rstrip("\r\n")
+        if line.lower() == "!series_matrix_table_begin":
+            return SeriesMatrix(series, samples, TableStream(lines, b"!series_matrix_table_end"))
+        if not line.startswith("!"):
+            continue
+        key, *cells = line[1:].split("\t")
+        kind, _, attr = key.partition("_")
+        values = [unquote(c) for c in cells]
+        if kind == "Series":
+            series.setdefault(attr.lower(), []).extend(values)
+        elif kind == "Sample":
+            while len(samples) < len(values):
+                samples.append({})
+            for sample, value in zip(samples, values, strict=False):
+                sample.setdefault(attr.lower(), []).append(value)

@@ -1,0 +1,163 @@
+"""A GEO-shaped folder tree (series/GSEnnn/GSE781/matrix/...) from real fixtures plus generated files."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "geo"
+
+
+def quoted(cells) -> str:
+    return "\t".join(f'"{c}"' for c in cells)
+
+
+def matrix_text(
+    series_id: str, platform: str, samples: list[str], probes: int, seed: int = 1, platforms: list[str] | None = None
+) -> str:
+    """A series matrix with GEO's quirks: quoted cells, repeated characteristics, null cells."""
+    rng = random.Random(seed)
+    n = len(samples)
+    lines = [
+        f'!Series_title\t"Renal cell carcinoma vs normal kidney ({platform})"',
+        f'!Series_geo_accession\t"{series_id}"',
+        '!Series_status\t"Public on Nov 25 2003"',
+        '!Series_submission_date\t"Oct 20 2003"',
+        '!Series_last_update_date\t"Mar 25 2019"',
+        '!Series_pubmed_id\t"14641932"',
+        '!Series_summary\t"Tumor and normal kidney samples, Affymetrix arrays."',
+        '!Series_summary\t"Keywords: disease state analysis"',
+        '!Series_overall_design\t"Paired samples"',
+        '!Series_type\t"Expression profiling by array"',
+        '!Series_contributor\t"Marc,E.,Lenburg"',
+        f'!Series_sample_id\t"{" ".join(samples)} "',
+        f'!Series_platform_id\t"{" ".join(platforms or [platform])}"',
+        '!Series_supplementary_file\t"ftp://ftp.ncbi.nlm.nih.gov/geo/series/GSEnnn/GSE781/suppl/GSE781_RAW.tar"',
+        "!Sample_title\t" + quoted(f"Kidney sample {i}" for i in range(n)),
+        "!Sample_geo_accession\t" + quoted(samples),
+        "!Sample_status\t" + quoted(["Public on Nov 25 2003"] * n),
+        "!Sample_submission_date\t" + quoted(["Oct 20 2003"] * n),
+        "!Sample_type\t" + quoted(["RNA"] * n),
+        "!Sample_channel_count\t" + quoted(["1"] * n),
+        "!Sample_source_name_ch1\t" + quoted(["Trizol isolation of total RNA"] * n),
+        "!Sample_organism_ch1\t" + quoted(["Homo sapiens"] * n),
+        "!Sample_characteristics_ch1\t" + quoted(f"tissue: {'tumor' if i % 2 else 'normal'}" for i in range(n)),
+        "!Sample_characteristics_ch1\t" + quoted(f"age: {40 + i}" if i else "" for i in range(n)),
+        "!Sample_characteristics_ch1\t" + quoted(["grade: 3"] * n),
+        "!Sample_molecule_ch1\t" + quoted(["total RNA"] * n),
+        "!Sample_platform_id\t" + quoted([platform] * n),
+        "!Sample_supplementary_file\t" + quoted(f"ftp://ftp.ncbi.nlm.nih.gov/geo/samples/{s}.CEL.gz" for s in samples),
+        "!Sample_data_row_count\t" + quoted([str(probes)] * n),
+        "!series_matrix_table_begin",
+        '"ID_REF"\t' + quoted(samples),
+    ]
+    for p in range(probes):
+        cells = [
+            "null" if rng.random() < 0.02 else "" if rng.random() < 0.02 else f"{rng.uniform(5, 5000):.3f}"
+            for _ in samples
+        ]
+        lines.append(f'"{p + 1000}_at"\t' + "\t".join(cells))
+    lines.append("!series_matrix_table_end")
+    return "\n".join(lines) + "\n"
+
+
+def gds_text(dataset_id: str, series_id: str, platform: str, samples: list[str], probes: int) -> str:
+    half = len(samples) // 2
+    lines = [
+        "^DATABASE = Geo",
+        "!Database_name = Gene Expression Omnibus (GEO)",
+        f"^DATASET = {dataset_id}",
+        f"!dataset_title = Renal clear cell carcinoma ({platform})",
+        "!dataset_description = Comparison of tumor and normal kidney.",
+        "!dataset_pubmed_id = 14641932",
+        f"!dataset_platform = {platform}",
+        "!dataset_sample_organism = Homo sapiens",
+        "!dataset_sample_type = RNA",
+        f"!dataset_sample_count = {len(samples)}",
+        "!dataset_value_type = count",
+        f"!dataset_reference_series = {series_id}",
+        "!dataset_update_date = Mar 04 2004",
+        f"^SUBSET = {dataset_id}_1",
+        f"!subset_dataset_id = {dataset_id}",
+        "!subset_description = normal",
+        f"!subset_sample_id = {','.join(samples[:half])}",
+        "!subset_type = disease state",
+        f"^SUBSET = {dataset_id}_2",
+        f"!subset_dataset_id = {dataset_id}",
+        "!subset_description = RCC",
+        f"!subset_sample_id = {','.join(samples[half:])}",
+        "!subset_type = disease state",
+        f"^DATASET = {dataset_id}",
+        "#ID_REF = Platform reference identifier",
+        "#IDENTIFIER = identifier",
+        *[f"#{s} = Value for {s}" for s in samples],
+        "!dataset_table_begin",
+        "ID_REF\tIDENTIFIER\t" + "\t".join(samples),
+    ]
+    for p in range(probes):
+        values = ["null" if (p + i) % 7 == 0 else f"{p * 10 + i}.5" for i in range(len(samples))]
+        lines.append(f"{p + 1000}_at\tGENE{p}\t" + "\t".join(values))
+    lines.append("!dataset_table_end")
+    return "\n".join(lines) + "\n"
+
+
+def annot_bytes(platform: str, probes: int) -> bytes:
+    """A GPL .annot file: two columns named GO:Function, and Latin-1 bytes."""
+    lines = [
+        "^Annotation",
+        "!Annotation_date = Nov 26 2026",
+        f"!Annotation_platform = {platform}",
+        f"^PLATFORM = {platform}",
+        "#ID = ID from Platform data table",
+        "!platform_table_begin",
+        "ID\tGene title\tGene symbol\tGene ID\tGO:Function\tGO:Process\tGO:Function",
+    ]
+    for p in range(probes):
+        title = "prot\u00e9ine kinase" if p == 1 else f"gene {p}"
+        lines.append(f"{p + 1000}_at\t{title}\tGENE{p}\t{p + 1}\tATP binding\tsignaling\tGO:0005524")
+    lines.append("!platform_table_end")
+    return ("\n".join(lines) + "\n").encode("latin-1")
+
+
+def write_gz(path: Path, data: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+GSE781_GPL96 = [f"GSM118{i:02d}" for i in range(5, 11)]
+GSE781_GPL97 = [f"GSM119{i:02d}" for i in range(5, 11)]
+
+
+def build(root: Path) -> Path:
+    """Write the tree under root/geo and return that folder."""
+    geo = root / "geo"
+    series = geo / "series" / "GSEnnn" / "GSE781"
+    both = ["GPL96", "GPL97"]
+    write_gz(
+        series / "matrix" / "GSE781-GPL96_series_matrix.txt.gz",
+        matrix_text("GSE781", "GPL96", GSE781_GPL96, 50, seed=1, platforms=both),
+    )
+    write_gz(
+        series / "matrix" / "GSE781-GPL97_series_matrix.txt.gz",
+        matrix_text("GSE781", "GPL97", GSE781_GPL97, 40, seed=2, platforms=both),
+    )
+    (series / "suppl").mkdir(parents=True)
+    (series / "suppl" / "GSE781_RAW.tar").write_bytes(b"\0" * 10240)
+    (series / "suppl" / "filelist.txt").write_text("#Archive/File\tName\n")
+    write_gz(
+        geo / "series" / "GSE2nnn" / "GSE2000" / "matrix" / "GSE2000_series_matrix.txt.gz",
+        matrix_text("GSE2000", "GPL13112", ["GSM20001", "GSM20002"], 0),
+    )  # sequencing: empty table
+    write_gz(
+        geo / "series" / "GSE105nnn" / "GSE105845" / "soft" / "GSE105845_family.soft.gz",
+        (FIXTURES / "GSE105845_family.soft").read_bytes(),
+    )  # real file; no matrix folder
+    write_gz(
+        geo / "datasets" / "GDSnnn" / "GDS507" / "soft" / "GDS507.soft.gz",
+        gds_text("GDS507", "GSE781", "GPL97", GSE781_GPL97, 30),
+    )
+    write_gz(geo / "platforms" / "GPLnnn" / "GPL97" / "annot" / "GPL97.annot.gz", annot_bytes("GPL97", 40))
+    return geo

@@ -1,0 +1,258 @@
+"""GEO over a real FTP server (pyftpdlib on 127.0.0.1) and a file:// mirror, into the lake."""
+
+import gzip
+import os
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from omicslake import soft
+from omicslake.config import ConfigError
+from omicslake.errors import DatasetError
+from omicslake.sources import geo
+from tests import geo_tree as tree
+from tests.conftest import run_snakemake
+
+FIXTURES = tree.FIXTURES
+
+
+def cfg(base_url: str, **lists) -> dict:
+    return geo.datasets({"base_url": base_url, "supplementary": "list", **lists})
+
+
+def load(lake, base_url, accession, kind="series"):
+    return lake.load(accession, cfg(base_url, **{kind: [accession]})[accession], source="geo")
+
+
+def matrix_value(path: Path, probe: str, sample: str) -> float | None:
+    """The value of (probe, sample) read straight from a series matrix text."""
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    header = lines[lines.index("!series_matrix_table_begin") + 1].replace('"', "").split("\t")
+    row = next(line for line in lines if line.startswith(f'"{probe}"')).split("\t")
+    cell = row[header.index(sample)]
+    return None if cell in ("", "null") else float(cell)
+
+
+# --- parsing the real fixture files -------------------------------------------------------------
+
+
+def test_family_soft_entities_and_tables():
+    entities = [
+        (e.kind, e.id, soft.read_table(e.table).read_all().num_rows if e.table else None)
+        for e in soft.read_soft(FIXTURES / "soft_ex_family.txt")
+    ]
+    assert [k for k, _, _ in entities] == ["PLATFORM", "SAMPLE", "SAMPLE", "SAMPLE", "SERIES"]
+    assert [n for _, _, n in entities] == [20, 20, 20, 20, None]
+
+
+def test_gsm_soft_with_22283_rows():
+    for sample in soft.read_soft(FIXTURES / "GSM11805.txt.gz"):  # a table is read before the next entity
+        assert sample.first("sample_platform_id") == "GPL96"
+        assert len(sample.attrs["sample_description"]) == 7  # repeated lines kept in order
+        table = pa.Table.from_batches(list(soft.read_table(sample.table, {"ID_REF": pa.string()})))
+        assert table.num_rows == 22283 and table.column_names == ["ID_REF", "VALUE", "ABS_CALL"]
+
+
+def test_malformed_soft_table_is_an_error():
+    with pytest.raises(pa.ArrowInvalid, match="Expected 4 columns, got 2"):
+        for entity in soft.read_soft(FIXTURES / "GPL20814_family.soft"):
+            if entity.table is not None:
+                soft.read_table(entity.table).read_all()
+
+
+def test_duplicate_column_names_are_made_unique():
+    assert soft.unique_names(["ID", "GO:Function", "GO:Function", "GO:Function"]) == [
+        "ID",
+        "GO:Function",
+        "GO:Function_2",
+        "GO:Function_3",
+    ]
+
+
+def test_series_matrix_header_quirks(tmp_path):
+    path = tree.write_gz(tmp_path / "m.txt.gz", tree.matrix_text("GSE1", "GPL1", ["GSM1", "GSM2", "GSM3"], 5))
+    matrix = soft.read_series_matrix(path)
+    assert matrix.series["summary"] == [
+        "Tumor and normal kidney samples, Affymetrix arrays.",
+        "Keywords: disease state analysis",
+    ]
+    rows, characteristics, files = geo.sample_rows("GSE1", matrix.samples)
+    assert [r["sample_id"] for r in rows] == ["GSM1", "GSM2", "GSM3"]
+    keys = {(c["sample_id"], c["key"]) for c in characteristics}
+    assert ("GSM1", "age") not in keys and ("GSM2", "age") in keys  # an empty cell is no characteristic
+    assert len(characteristics) == 8 and len(files) == 3
+    assert geo.series_row(matrix.series)["sample_ids"] == ["GSM1", "GSM2", "GSM3"]
+
+
+def test_streaming_a_large_matrix_in_bounded_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(soft, "BLOCK_SIZE", 1 << 16)
+    samples = [f"GSM{i}" for i in range(40)]
+    path = tree.write_gz(tmp_path / "GSE9_series_matrix.txt.gz", tree.matrix_text("GSE9", "GPL9", samples, 5000))
+    items = [getattr(item, "data", item) for item in geo.parse_series("geo.GSE9", "GSE9", [("u", path)])]
+    tables = [t for t in items if "probe_id" in t.column_names]
+    assert len(tables) > 10  # one per 64 KiB block, never the whole matrix
+    assert max(t.num_rows for t in tables) < 5000 * 40 / 5
+    assert sum(t.num_rows for t in tables) == 5000 * 40
+
+
+def test_geo_config_checks():
+    with pytest.raises(ConfigError, match=r"sources.geo.datasets\[0\]: 'GSE1' is not a GDS accession"):
+        geo.datasets({"base_url": "ftp://x/geo", "datasets": ["GSE1"]})
+    with pytest.raises(ConfigError, match="GSE1 is listed twice"):
+        geo.datasets({"base_url": "ftp://x/geo", "series": ["GSE1", "GSE1"]})
+    assert geo.folder_url("ftp://h/geo", "GSE105845", "matrix") == "ftp://h/geo/series/GSE105nnn/GSE105845/matrix/"
+    assert geo.folder_url("ftp://h/geo/", "GSE781", "suppl") == "ftp://h/geo/series/GSEnnn/GSE781/suppl/"
+
+
+# --- into the lake over FTP ---------------------------------------------------------------------
+
+
+def test_series_on_two_platforms_over_ftp(lake, ftp_server, geo_tree):
+    base = ftp_server.url("geo")
+    ftp_server.refuse = 1  # 421 on the first login: retried
+    load(lake, base, "GSE781")
+    assert lake.query("SELECT platform_ids, len(sample_ids) FROM lake.geo.series") == [(["GPL96", "GPL97"], 12)]
+    assert lake.query("SELECT platform_id, count(*) FROM lake.geo.samples GROUP BY 1 ORDER BY 1") == [
+        ("GPL96", 6),
+        ("GPL97", 6),
+    ]
+    matrix = geo_tree / "series/GSEnnn/GSE781/matrix/GSE781-GPL97_series_matrix.txt.gz"
+    for probe, sample in [("1000_at", "GSM11905"), ("1039_at", "GSM11910"), ("1017_at", "GSM11907")]:
+        got = lake.query("SELECT value FROM lake.geo.expression WHERE probe_id = ? AND sample_id = ?", [probe, sample])
+        assert got == [(matrix_value(matrix, probe, sample),)]
+    assert lake.query("SELECT count(*) FROM lake.geo.expression WHERE value IS NULL")[0][0] > 0  # null and empty
+    assert lake.query("SELECT count(*), count(DISTINCT sample_id) FROM lake.geo.expression") == [(50 * 6 + 40 * 6, 12)]
+    assert lake.query(
+        "SELECT key, value FROM lake.geo.sample_characteristics WHERE sample_id = 'GSM11906' ORDER BY key"
+    ) == [("age", "41"), ("grade", "3"), ("tissue", "tumor")]
+    listed = lake.query("SELECT file_name, size FROM lake.geo.supplementary_files WHERE sample_id IS NULL ORDER BY 1")
+    assert listed == [("GSE781_RAW.tar", 10240), ("filelist.txt", len("#Archive/File\tName\n"))]
+
+
+def test_gds_platform_and_sequencing_series_share_the_tables(lake, ftp_server):
+    base = ftp_server.url("geo")
+    load(lake, base, "GSE781")
+    load(lake, base, "GDS507", "datasets")
+    load(lake, base, "GPL97", "platforms")
+    load(lake, base, "GSE2000")  # RNA-seq: empty matrix table, metadata still loads
+    load(lake, base, "GSE105845")  # only a family SOFT (the real fixture)
+    assert lake.query("SELECT dataset_id, count(*) FROM lake.geo.expression GROUP BY 1 ORDER BY 1 NULLS FIRST") == [
+        (None, 540),
+        ("GDS507", 180),
+    ]
+    assert lake.query(
+        "SELECT value FROM lake.geo.expression WHERE dataset_id = 'GDS507' AND probe_id = '1001_at' "
+        "AND sample_id = 'GSM11906'"
+    ) == [(11.5,)]
+    assert lake.query("SELECT subset_id, count(*) FROM lake.geo.dataset_subsets GROUP BY 1 ORDER BY 1") == [
+        ("GDS507_1", 3),
+        ("GDS507_2", 3),
+    ]
+    probes = lake.query(
+        "SELECT gene_title, go_function, go_function_2 FROM lake.geo.platform_probes WHERE probe_id = '1001_at'"
+    )
+    assert probes == [("prot\u00e9ine kinase", "ATP binding", "GO:0005524")]  # Latin-1 read, duplicate kept
+    joined = lake.query("""SELECT count(*) FROM lake.geo.expression e JOIN lake.geo.platform_probes p
+                           USING (platform_id, probe_id) WHERE e.dataset_id IS NULL""")
+    assert joined == [(240,)]  # the GPL97 half of GSE781 joins its annotation
+    assert lake.query("SELECT count(*) FROM lake.geo.samples WHERE series_id = 'GSE2000'") == [(2,)]
+    assert lake.query("SELECT title, sample_ids FROM lake.geo.series WHERE series_id = 'GSE105845'") == [
+        ("microRNA-seq from forebrain (ENCSR715QTV)", ["GSM2828511", "GSM2828512"])
+    ]
+
+
+def test_rerun_fetches_nothing_and_adds_nothing(lake, ftp_server):
+    base = ftp_server.url("geo")
+    load(lake, base, "GSE781")
+    before = lake.snapshots()
+    ftp_server.commands.clear()
+    assert load(lake, base, "GSE781").status == "unchanged"
+    assert lake.snapshots() == before
+    assert not [c for c in ftp_server.commands if c[0] == "RETR"]  # listing only
+
+
+def test_changed_series_replaces_its_rows_in_one_snapshot(lake, ftp_server, geo_tree):
+    base = ftp_server.url("geo")
+    first = load(lake, base, "GSE781")
+    load(lake, base, "GDS507", "datasets")
+    before = lake.snapshots()
+    matrix = geo_tree / "series/GSEnnn/GSE781/matrix/GSE781-GPL96_series_matrix.txt.gz"
+    tree.write_gz(matrix, tree.matrix_text("GSE781", "GPL96", tree.GSE781_GPL96, 10, seed=9))
+    os.utime(matrix, (1, 1))
+    load(lake, base, "GSE781")
+    assert lake.snapshots() == before + 1
+    assert lake.query("SELECT count(*) FROM lake.geo.expression WHERE dataset_id IS NULL") == [(10 * 6 + 40 * 6,)]
+    assert lake.query("SELECT count(*) FROM lake.geo.expression WHERE dataset_id = 'GDS507'") == [(180,)]
+    old = lake.query(
+        f"SELECT count(*) FROM lake.geo.expression AT (VERSION => {first.snapshot_id}) "
+        "WHERE series_id = 'GSE781' AND dataset_id IS NULL"
+    )
+    assert old == [(540,)]
+
+
+def test_broken_off_transfer_resumes_with_rest(lake, ftp_server):
+    ftp_server.truncate["GSE781-GPL96_series_matrix.txt.gz"] = 700
+    load(lake, ftp_server.url("geo"), "GSE781")
+    assert ("REST", "700") in ftp_server.commands
+    assert lake.query("SELECT count(*) FROM lake.geo.samples") == [(12,)]
+
+
+def test_unknown_accession_names_it_and_the_url(lake, ftp_server):
+    with pytest.raises(
+        DatasetError,
+        match=r"^geo\.GSE999999: ftp://127\.0\.0\.1:\d+/geo/series/GSE999nnn/GSE999999/"
+        r"soft/: not found",
+    ):
+        load(lake, ftp_server.url("geo"), "GSE999999")
+    with pytest.raises(DatasetError, match=r"geo\.GPL5: .*/platforms/GPLnnn/GPL5/annot/: not found"):
+        load(lake, ftp_server.url("geo"), "GPL5", "platforms")
+
+
+def test_truncated_matrix_is_a_clear_error_and_nothing_is_registered(lake, ftp_server, geo_tree):
+    matrix = geo_tree / "series/GSEnnn/GSE781/matrix/GSE781-GPL97_series_matrix.txt.gz"
+    matrix.write_bytes(matrix.read_bytes()[:-20])
+    with pytest.raises(DatasetError, match=r"geo\.GSE781: GSE781-GPL97_series_matrix\.txt\.gz: cannot parse GEO file"):
+        load(lake, ftp_server.url("geo"), "GSE781")
+    assert not (lake.folder("GSE781", "geo") / "manifest.json").exists()
+
+
+def test_file_mirror(lake, geo_tree):
+    load(lake, f"file://{geo_tree}", "GSE781")
+    load(lake, f"file://{geo_tree}", "GPL97", "platforms")
+    assert lake.query("SELECT count(*) FROM lake.geo.expression") == [(540,)]
+    assert not list(lake.staging.rglob("download/*"))  # a local mirror is read in place
+
+
+@pytest.mark.slow
+def test_workflow_with_series_gds_and_platform(tmp_path, ftp_server, geo_tree):
+    config = {
+        "lake": {
+            "catalog": str(tmp_path / "lake" / "omicslake.ducklake"),
+            "data_path": str(tmp_path / "lake" / "data"),
+        },
+        "staging": str(tmp_path / "staging"),
+        "logs": str(tmp_path / "logs"),
+        "download": {"retries": 2, "backoff_seconds": 0.05, "timeout_seconds": 10},
+        "sources": {
+            "geo": {
+                "base_url": ftp_server.url("geo"),
+                "series": ["GSE781", "GSE2000"],
+                "datasets": ["GDS507"],
+                "platforms": ["GPL97"],
+            }
+        },
+    }
+    result = run_snakemake(tmp_path, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from tests.conftest import Lake
+
+    lake = Lake(tmp_path)
+    matrix = geo_tree / "series/GSEnnn/GSE781/matrix/GSE781-GPL96_series_matrix.txt.gz"
+    got = lake.query("SELECT value FROM lake.geo.expression WHERE probe_id = '1003_at' AND sample_id = 'GSM11807'")
+    assert got == [(matrix_value(matrix, "1003_at", "GSM11807"),)]
+    snapshots = lake.snapshots()
+    assert run_snakemake(tmp_path, config).returncode == 0
+    assert lake.snapshots() == snapshots
+    assert re.search(r"geo\.GSE781: upstream unchanged", (tmp_path / "logs/ingest/geo/GSE781.log").read_text())
