@@ -14,15 +14,18 @@ class DatasetError(OmicslakeError):
         super().__init__(f"{where}: {cause}")
 
 
-def root_dataset_error(exc: BaseException) -> DatasetError | None:
-    """Find a DatasetError in an exception chain (dlt wraps errors raised inside resources)."""
+def causes(exc: BaseException | None):
+    """The exception and what caused it, outermost first (dlt wraps errors as `.exception`)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, DatasetError):
-            return exc
+        yield exc
         seen.add(id(exc))
         exc = getattr(exc, "exception", None) or exc.__cause__ or exc.__context__
-    return None
+
+
+def root_dataset_error(exc: BaseException) -> DatasetError | None:
+    """The DatasetError in an exception chain, if any."""
+    return next((e for e in causes(exc) if isinstance(e, DatasetError)), None)
 
 
 def first_line(e: BaseException) -> str:

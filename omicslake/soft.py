@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ BLOCK_SIZE = 16 << 20
 
 def open_text(path: Path) -> io.BufferedReader:
     """A binary line reader over a plain or gzip file (gzip checked for truncation)."""
-    raw = open(path, "rb")  # noqa: SIM115 (the caller owns the reader)
+    raw = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 (the caller owns the reader)
     if raw.peek(2)[:2] == b"\x1f\x8b":
         return io.BufferedReader(gzip.GzipFile(fileobj=raw), buffer_size=1 << 20)
     return raw
@@ -36,42 +37,67 @@ def decode(line: bytes) -> str:
 
 
 class TableStream(io.RawIOBase):
-    """The bytes of a table section, up to (not including) its end marker, as UTF-8."""
+    """The bytes of a table section, up to (not including) its end marker, as UTF-8.
+
+    Reads in pieces of up to 1 MiB that end at a line end, so the end marker is always seen
+    whole and the underlying reader stops right after it (the next entity reads on from there).
+    """
+
+    END = re.compile(rb"(?:^|\n)(![A-Za-z_]*_table_end)[ \t\r]*(?:\n|$)", re.IGNORECASE)
 
     def __init__(self, lines: io.BufferedReader, end_marker: bytes):
-        self.lines, self.end_marker, self.pending, self.done = lines, end_marker, b"", False
+        self.lines, self.end_marker = lines, end_marker
+        self.piece, self.offset, self.done = memoryview(b""), 0, False
 
     def readable(self) -> bool:
         return True
 
     def empty(self) -> bool:
-        """No data rows left (buffers at most one line to find out)."""
-        self.fill(1)
-        return not self.pending
+        """No data rows left."""
+        return not self.available() and not self.next_piece()
+
+    def available(self) -> int:
+        return len(self.piece) - self.offset
 
     def readinto(self, buffer) -> int:
-        self.fill(len(buffer))
-        size = min(len(buffer), len(self.pending))
-        buffer[:size] = self.pending[:size]
-        self.pending = self.pending[size:]
-        return size
+        view, written = memoryview(buffer).cast("B"), 0
+        while written < len(view) and (self.available() or self.next_piece()):
+            n = min(len(view) - written, self.available())
+            view[written : written + n] = self.piece[self.offset : self.offset + n]
+            written, self.offset = written + n, self.offset + n
+        return written
 
-    def fill(self, want: int) -> None:
-        while not self.done and len(self.pending) < want:
-            line = self.lines.readline()
-            end = line.rstrip(b"\r\n").lower()
-            if not line or end == self.end_marker or (end.startswith(b"!") and end.endswith(b"_table_end")):
-                self.done = True
-                break
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                line = line.decode("latin-1").encode("utf-8")
-            self.pending += line if line.endswith(b"\n") else line + b"\n"
+    def next_piece(self) -> bool:
+        """Load the next piece of the table; False at its end."""
+        if self.done:
+            return False
+        chunk = self.lines.peek(1 << 20)
+        end = self.END.search(chunk)
+        if not chunk:
+            data, self.done = b"", True
+        elif end:
+            data = self.lines.read(end.start(1))
+            self.lines.readline()  # the end marker line
+            self.done = True
+        elif (last := chunk.rfind(b"\n")) >= 0:
+            data = self.lines.read(last + 1)
+        else:
+            data = self.lines.readline()  # one line longer than the peek
+        self.piece, self.offset = memoryview(utf8(data)), 0
+        return bool(data) or self.next_piece()
 
     def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
+        while self.next_piece():
+            self.offset = len(self.piece)
+
+
+def utf8(data: bytes) -> bytes:
+    """`data` as UTF-8: lines that are not (older GEO files) are read as Latin-1."""
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        return b"".join(decode(line).encode("utf-8") for line in data.splitlines(keepends=True))
 
 
 def unique_names(names: list[str]) -> list[str]:

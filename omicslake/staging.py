@@ -20,7 +20,7 @@ from urllib.request import url2pathname
 import dlt
 
 from omicslake import workflow_version
-from omicslake.errors import DatasetError, first_line, root_dataset_error
+from omicslake.errors import DatasetError, causes, first_line, root_dataset_error
 from omicslake.manifest import Manifest, Upstream, describe_file
 
 DLT_DATASET = "stage"
@@ -55,7 +55,8 @@ def stage(
         cause = root_dataset_error(e)
         if cause:
             raise cause from None
-        raise DatasetError(dataset, f"dlt pipeline failed: {first_line(e)}") from e
+        innermost = list(causes(e))[-1]
+        raise DatasetError(dataset, f"dlt pipeline failed: {type(innermost).__name__}: {first_line(innermost)}") from e
     files = []
     for load_id in info.loads_ids:
         for step in info.metrics[load_id]:
