@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -89,11 +89,13 @@ def write_matrix(path: Path, probes: int, samples: int, seed: int = 1) -> None:
 
 
 def run(script: str, *args: str) -> tuple[list[str], float]:
-    """Run a script in a fresh interpreter; (its printed fields, its peak RSS in MiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return out.stdout.split(), max(peak, before) / 1024
+    """Run a script in a fresh interpreter; (its printed fields, its own peak RSS in MiB)."""
+    child = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True)
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    if status:
+        raise RuntimeError(f"benchmark step failed with status {status}")
+    return out.split(), usage.ru_maxrss / 1024
 
 
 def main() -> None:

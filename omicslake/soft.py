@@ -43,10 +43,10 @@ class TableStream(io.RawIOBase):
     whole and the underlying reader stops right after it (the next entity reads on from there).
     """
 
-    END = re.compile(rb"(?:^|\n)(![A-Za-z_]*_table_end)[ \t\r]*(?:\n|$)", re.IGNORECASE)
+    END = re.compile(rb"![A-Za-z_]*_table_end[ \t\r]*(?:\n|$)", re.IGNORECASE)
 
-    def __init__(self, lines: io.BufferedReader, end_marker: bytes):
-        self.lines, self.end_marker = lines, end_marker
+    def __init__(self, lines: io.BufferedReader):
+        self.lines = lines
         self.piece, self.offset, self.done = memoryview(b""), 0, False
 
     def readable(self) -> bool:
@@ -72,11 +72,11 @@ class TableStream(io.RawIOBase):
         if self.done:
             return False
         chunk = self.lines.peek(1 << 20)
-        end = self.END.search(chunk)
+        end = self.find_end(chunk)
         if not chunk:
             data, self.done = b"", True
-        elif end:
-            data = self.lines.read(end.start(1))
+        elif end >= 0:
+            data = self.lines.read(end)
             self.lines.readline()  # the end marker line
             self.done = True
         elif (last := chunk.rfind(b"\n")) >= 0:
@@ -86,13 +86,33 @@ class TableStream(io.RawIOBase):
         self.piece, self.offset = memoryview(utf8(data)), 0
         return bool(data) or self.next_piece()
 
+    def find_end(self, chunk: bytes) -> int:
+        """Offset of the end-marker line in `chunk` (which starts at a line start), or -1.
+
+        Only lines starting with `!` are candidates: data rows start with an id.
+        """
+        start = 0 if chunk[:1] == b"!" else next_line_with(chunk, b"!", 0)
+        while start >= 0:
+            if self.END.match(chunk, start):
+                return start
+            start = next_line_with(chunk, b"!", start + 1)
+        return -1
+
     def drain(self) -> None:
         while self.next_piece():
             self.offset = len(self.piece)
 
 
+def next_line_with(chunk: bytes, prefix: bytes, after: int) -> int:
+    """Offset of the next line (after `after`) that starts with `prefix`, or -1."""
+    found = chunk.find(b"\n" + prefix, after)
+    return found + 1 if found >= 0 else -1
+
+
 def utf8(data: bytes) -> bytes:
     """`data` as UTF-8: lines that are not (older GEO files) are read as Latin-1."""
+    if data.isascii():
+        return data
     try:
         data.decode("utf-8")
         return data
@@ -167,7 +187,7 @@ def read_soft(path: Path) -> Iterator[Entity]:
         elif entity is None:
             continue
         elif line.lower().endswith("_table_begin") and line.startswith("!"):
-            entity.table = TableStream(lines, line[: -len("begin")].lower().encode() + b"end")
+            entity.table = TableStream(lines)
             yield entity
             entity.table.drain()  # whatever the consumer left unread
         elif line.startswith("!"):
@@ -205,7 +225,7 @@ def read_series_matrix(path: Path) -> SeriesMatrix:
             raise ValueError("no !series_matrix_table_begin line: not a series matrix file")
         line = decode(raw).rstrip("\r\n")
         if line.lower() == "!series_matrix_table_begin":
-            return SeriesMatrix(series, samples, TableStream(lines, b"!series_matrix_table_end"))
+            return SeriesMatrix(series, samples, TableStream(lines))
         if not line.startswith("!"):
             continue
         key, *cells = line[1:].split("\t")
