@@ -151,6 +151,10 @@ def build(root: Path) -> Path:
         geo / "series" / "GSE2nnn" / "GSE2000" / "matrix" / "GSE2000_series_matrix.txt.gz",
         matrix_text("GSE2000", "GPL13112", ["GSM20001", "GSM20002"], 0),
     )  # sequencing: empty table
+    counts = "gene_id\tsymbol\tGSM20001\tGSM20002\n" + "".join(
+        f"ENSG{g:011d}\tG{g}\t{g * 3}\t{g * 5}\n" for g in range(25)
+    )
+    write_gz(geo / "series" / "GSE2nnn" / "GSE2000" / "suppl" / "GSE2000_counts.tsv.gz", counts)
     write_gz(
         geo / "series" / "GSE105nnn" / "GSE105845" / "soft" / "GSE105845_family.soft.gz",
         (FIXTURES / "GSE105845_family.soft").read_bytes(),

@@ -18,12 +18,12 @@ from tests.conftest import run_snakemake
 FIXTURES = tree.FIXTURES
 
 
-def cfg(base_url: str, **lists) -> dict:
-    return geo.datasets({"base_url": base_url, "supplementary": "list", **lists})
+def cfg(base_url: str, supplementary: str = "list", **lists) -> dict:
+    return geo.datasets({"base_url": base_url, "supplementary": supplementary, **lists})
 
 
-def load(lake, base_url, accession, kind="series"):
-    return lake.load(accession, cfg(base_url, **{kind: [accession]})[accession], source="geo")
+def load(lake, base_url, accession, kind="series", supplementary="list"):
+    return lake.load(accession, cfg(base_url, supplementary, **{kind: [accession]})[accession], source="geo")
 
 
 def matrix_value(path: Path, probe: str, sample: str) -> float | None:
@@ -216,6 +216,22 @@ def test_truncated_matrix_is_a_clear_error_and_nothing_is_registered(lake, ftp_s
     with pytest.raises(DatasetError, match=r"geo\.GSE781: GSE781-GPL97_series_matrix\.txt\.gz: cannot parse GEO file"):
         load(lake, ftp_server.url("geo"), "GSE781")
     assert not (lake.folder("GSE781", "geo") / "manifest.json").exists()
+
+
+def test_supplementary_tables_are_loaded_long(lake, ftp_server):
+    load(lake, ftp_server.url("geo"), "GSE2000", supplementary="load")
+    assert lake.query("SELECT count(*), count(DISTINCT feature_id) FROM lake.geo.supplementary_values") == [(50, 25)]
+    assert lake.query("SELECT DISTINCT column_name FROM lake.geo.supplementary_values ORDER BY 1") == [
+        ("GSM20001",),
+        ("GSM20002",),
+    ]  # the text column `symbol` is not a value
+    assert lake.query(
+        "SELECT value FROM lake.geo.supplementary_values WHERE feature_id = 'ENSG00000000007' "
+        "AND column_name = 'GSM20002'"
+    ) == [(35.0,)]
+    assert lake.query(
+        "SELECT count(*) FROM lake.geo.supplementary_files WHERE file_name = 'GSE2000_counts.tsv.gz'"
+    ) == [(1,)]
 
 
 def test_file_mirror(lake, geo_tree):

@@ -1,7 +1,7 @@
 """NCBI GEO over FTP (or a file:// mirror): series, curated datasets (GDS), platform annotations.
 
 Config (`sources.geo`): base_url, series [GSE...], datasets [GDS...], platforms [GPL...],
-supplementary (none | list). Each accession is one dataset (one job, one load) writing into the
+supplementary (none | list | load). Each accession is one dataset (one job, one load) writing into the
 shared tables of schema `geo`:
 
     series(series_id, title, summary, ..., platform_ids, sample_ids)
@@ -9,6 +9,7 @@ shared tables of schema `geo`:
     sample_characteristics(series_id, sample_id, channel, key, value)
     expression(series_id, dataset_id, platform_id, sample_id, probe_id, value)   long format
     supplementary_files(series_id, sample_id, url, file_name, size)
+    supplementary_values(series_id, file_name, feature_id, column_name, value)   with `load`
     datasets(dataset_id, ...), dataset_subsets(dataset_id, subset_id, type, description, sample_id)
     platform_probes(platform_id, probe_id, ...annotation columns)
 """
@@ -30,6 +31,7 @@ from omicslake import soft
 from omicslake.config import ConfigError
 from omicslake.download import DownloadSettings, RemoteFile, fetch_remote, list_dir
 from omicslake.errors import DatasetError, first_line
+from omicslake.formats import infer_format, read_batches
 from omicslake.ingest import Plan
 from omicslake.manifest import Receipt, Upstream
 
@@ -120,6 +122,15 @@ SCHEMAS = {
     ),
 }
 CODED = pa.dictionary(pa.int32(), pa.string())
+SUPPLEMENTARY_VALUES = pa.schema(
+    [
+        ("series_id", CODED),
+        ("file_name", CODED),
+        ("feature_id", CODED),
+        ("column_name", CODED),
+        ("value", pa.float64()),
+    ]
+)
 EXPRESSION = pa.schema(
     [
         ("series_id", CODED),
@@ -161,19 +172,24 @@ def folder_url(base_url: str, accession: str, sub: str) -> str:
 def plan(name: str, cfg: dict, workdir: Path, previous: Receipt | None, settings: DownloadSettings) -> Plan | None:
     """List the accession's files; None when sizes and dates equal the last load's, else fetch."""
     dataset, accession, kind = f"geo.{name}", cfg["accession"], cfg["kind"]
-    data, listed = remote_files(dataset, cfg, settings)
+    data, tables, listed = remote_files(dataset, cfg, settings)
     known = {(u.url, u.size, u.last_modified) for u in previous.upstream} if previous else None
     if known == {(f.url, f.size, f.modified) for f in data + listed}:
         return None
-    fetched = [fetch_remote(dataset, f, workdir / "download", settings) for f in data]
+    fetched = [fetch_remote(dataset, f, workdir / "download", settings) for f in data + tables]
+    loaded = {f.url for f in tables}
+    upstream = [f.upstream for f in fetched]
+    upstream += [Upstream(f.url, None, f.size, None, f.modified) for f in listed if f.url not in loaded]
+    files = [(f.upstream.url, f.path) for f in fetched]
     listing = [{"url": f.url, "size": f.size} for f in listed]
-    upstream = [f.upstream for f in fetched] + [Upstream(f.url, None, f.size, None, f.modified) for f in listed]
-    source = geo_source(dataset, accession, kind, [(f.upstream.url, f.path) for f in fetched], listing)
+    source = geo_source(dataset, accession, kind, files[: len(data)], files[len(data) :], listing)
     return Plan(upstream, source)
 
 
-def remote_files(dataset: str, cfg: dict, settings: DownloadSettings) -> tuple[list[RemoteFile], list[RemoteFile]]:
-    """(files to load, supplementary files only listed) for one accession."""
+def remote_files(
+    dataset: str, cfg: dict, settings: DownloadSettings
+) -> tuple[list[RemoteFile], list[RemoteFile], list[RemoteFile]]:
+    """(GEO files to parse, supplementary tables to load, supplementary files listed) of an accession."""
     base, accession, kind = cfg["base_url"], cfg["accession"], cfg["kind"]
     if kind == "datasets":
         wanted = [
@@ -181,14 +197,14 @@ def remote_files(dataset: str, cfg: dict, settings: DownloadSettings) -> tuple[l
             for f in list_dir(dataset, folder_url(base, accession, "soft"), settings)
             if Path(f.url).name == f"{accession}.soft.gz"
         ]
-        return require(dataset, accession, wanted, folder_url(base, accession, "soft")), []
+        return require(dataset, accession, wanted, folder_url(base, accession, "soft")), [], []
     if kind == "platforms":
         wanted = [
             f
             for f in list_dir(dataset, folder_url(base, accession, "annot"), settings)
             if Path(f.url).name == f"{accession}.annot.gz"
         ]
-        return require(dataset, accession, wanted, folder_url(base, accession, "annot")), []
+        return require(dataset, accession, wanted, folder_url(base, accession, "annot")), [], []
     try:
         matrices = [
             f
@@ -210,7 +226,13 @@ def remote_files(dataset: str, cfg: dict, settings: DownloadSettings) -> tuple[l
             listed = list_dir(dataset, folder_url(base, accession, "suppl"), settings)
         except DatasetError:
             listed = []  # no supplementary folder
-    return matrices, listed
+    tables = [f for f in listed if cfg["supplementary"] == "load" and is_table(Path(f.url).name)]
+    return matrices, tables, listed
+
+
+def is_table(name: str) -> bool:
+    """A supplementary file worth loading: a delimited text table (filelist.txt is GEO's index)."""
+    return name != "filelist.txt" and infer_format(name) in ("csv", "tsv")
 
 
 def require(dataset: str, accession: str, files: list[RemoteFile], url: str) -> list[RemoteFile]:
@@ -220,7 +242,14 @@ def require(dataset: str, accession: str, files: list[RemoteFile], url: str) -> 
 
 
 @dlt.source(name="geo")
-def geo_source(dataset: str, accession: str, kind: str, files: list[tuple[str, Path]], listing: list[dict]):
+def geo_source(
+    dataset: str,
+    accession: str,
+    kind: str,
+    files: list[tuple[str, Path]],
+    supplementary: list[tuple[str, Path]],
+    listing: list[dict],
+):
     """The tables of one accession, from its downloaded files, as Arrow batches."""
 
     def tables() -> Iterator:
@@ -230,6 +259,8 @@ def geo_source(dataset: str, accession: str, kind: str, files: list[tuple[str, P
         for url, path in files if kind != "series" else []:
             with blame(dataset, url):
                 yield from (parse_gds if kind == "datasets" else parse_annot)(accession, path)
+        for url, path in supplementary:
+            yield from parse_supplementary(dataset, accession, url, path)
 
     return dlt.resource(tables, name="geo", write_disposition="append")
 
@@ -409,37 +440,48 @@ def rows_table(name: str, rows: list[dict]) -> Iterator:
         yield dlt.mark.with_table_name(pa.Table.from_pylist(rows, schema=SCHEMAS[name]), name)
 
 
+def coded(indices: np.ndarray, values: list | pa.Array) -> pa.DictionaryArray:
+    """Dictionary-encoded strings: Parquet stores them so anyway, and repeats cost an int each."""
+    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(values, pa.string()))
+
+
+def constant(value: str | None, rows: int) -> pa.Array:
+    return pa.nulls(rows, CODED) if value is None else coded(np.zeros(rows, np.int32), [value])
+
+
+def melt(batch: pa.RecordBatch, columns: list[str]) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Wide -> long: (row id from the first column, column name, value) for each of `columns`."""
+    n = batch.num_rows
+    ids = coded(np.tile(np.arange(n, dtype=np.int32), len(columns)), batch.column(0).cast(pa.string()))
+    names = coded(np.repeat(np.arange(len(columns), dtype=np.int32), n), columns)
+    values = [batch.column(c).cast(pa.float64()) for c in columns]
+    return ids, names, pa.concat_arrays(values) if values else pa.array([], pa.float64())
+
+
 def long_format(
     batch: pa.RecordBatch, series_id: str | None, dataset_id: str | None, platform_id: str | None
 ) -> pa.Table:
-    """probe x sample values (first column: probe ids) -> one row per (sample, probe).
+    """probe x sample values (first column: probe ids) -> one row per (sample, probe)."""
+    probes, samples, values = melt(batch, [n for n in batch.schema.names[1:] if n.startswith("GSM")])
+    rows = len(values)
+    ids = [constant(series_id, rows), constant(dataset_id, rows), constant(platform_id, rows)]
+    return pa.table([*ids, samples, probes, values], schema=EXPRESSION)
 
-    Id columns are dictionary-encoded (Parquet stores them that way anyway): a 20,000 x 200 block
-    then costs four integer arrays and one copy of the values, not 4 million strings.
-    """
-    probes = batch.column(0).cast(pa.string())
-    samples = [n for n in batch.schema.names[1:] if n.startswith("GSM")]
-    n, rows = batch.num_rows, batch.num_rows * len(samples)
 
-    def coded(indices: np.ndarray, values: list | pa.Array) -> pa.DictionaryArray:
-        return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(values, pa.string()))
-
-    def constant(value: str | None) -> pa.Array:
-        return pa.nulls(rows, CODED) if value is None else coded(np.zeros(rows, np.int32), [value])
-
-    return pa.table(
-        [
-            constant(series_id),
-            constant(dataset_id),
-            constant(platform_id),
-            coded(np.repeat(np.arange(len(samples), dtype=np.int32), n), samples),
-            coded(np.tile(np.arange(n, dtype=np.int32), len(samples)), probes),
-            pa.concat_arrays([batch.column(s).cast(pa.float64()) for s in samples])
-            if samples
-            else pa.array([], pa.float64()),
-        ],
-        schema=EXPRESSION,
-    )
+def parse_supplementary(dataset: str, accession: str, url: str, path: Path) -> Iterator:
+    """A supplementary table (e.g. a counts matrix): its numeric columns, long, keyed by the first column."""
+    name = Path(url).name
+    for batch in read_batches(dataset, path, infer_format(name)):
+        numeric = [f.name for f in batch.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+        features, columns, values = melt(batch, [c for c in numeric if c != batch.schema.names[0]])
+        rows = len(values)
+        yield dlt.mark.with_table_name(
+            pa.table(
+                [constant(accession, rows), constant(name, rows), features, columns, values],
+                schema=SUPPLEMENTARY_VALUES,
+            ),
+            "supplementary_values",
+        )
 
 
 # --- GDS ----------------------------------------------------------------------------------------
