@@ -81,8 +81,10 @@ class TableStream(io.RawIOBase):
             self.done = True
         elif (last := chunk.rfind(b"\n")) >= 0:
             data = self.lines.read(last + 1)
-        else:
-            data = self.lines.readline()  # one line longer than the peek
+        else:  # the buffer ends inside a line: take that line whole
+            data = self.lines.readline()
+            if self.END.match(data):
+                data, self.done = b"", True
         self.piece, self.offset = memoryview(utf8(data)), 0
         return bool(data) or self.next_piece()
 
@@ -140,8 +142,11 @@ def read_table(
 
     `default_type` applies to every column not in `column_types` (e.g. float64 for sample values).
     """
-    header = decode(stream.lines.readline()).rstrip("\r\n").split("\t")
-    names = unique_names([h.strip('"') for h in header])
+    line = stream.lines.readline()
+    if stream.END.match(line):  # a table with no header and no rows
+        stream.done = True
+        return iter([])
+    names = unique_names([h.strip('"') for h in decode(line).rstrip("\r\n").split("\t")])
     types = dict(column_types or {})
     if default_type is not None:
         types = {name: types.get(name, default_type) for name in names}
@@ -151,7 +156,12 @@ def read_table(
         stream,
         read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE),
         parse_options=pacsv.ParseOptions(delimiter="\t", quote_char='"' if quoted else False),
-        convert_options=pacsv.ConvertOptions(column_types=types, null_values=NULLS, strings_can_be_null=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types,
+            null_values=NULLS,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=not quoted,  # in a matrix ids are quoted: a probe "NA" is an id
+        ),
     )
 
 

@@ -272,3 +272,28 @@ def test_workflow_with_series_gds_and_platform(tmp_path, ftp_server, geo_tree):
     assert run_snakemake(tmp_path, config).returncode == 0
     assert lake.snapshots() == snapshots
     assert re.search(r"geo\.GSE781: upstream unchanged", (tmp_path / "logs/ingest/geo/GSE781.log").read_text())
+
+
+@pytest.mark.parametrize("offset", range(-20, 4))
+def test_table_end_marker_across_a_buffer_boundary(offset):
+    import io
+
+    size = 1 << 12
+    row = b"p1\t1.5\n"
+    rows = row * ((size + offset) // len(row))  # the marker starts a few bytes before or after the buffer's end
+    text = b"ID_REF\tVALUE\n" + rows + b"!sample_table_end\n^SAMPLE = next\n"
+    reader = io.BufferedReader(io.BytesIO(text), size)
+    table = pa.Table.from_batches(list(soft.read_table(soft.TableStream(reader))))
+    assert table.num_rows == len(rows) // len(row)
+    assert reader.read() == b"^SAMPLE = next\n"
+
+
+def test_table_without_header_does_not_swallow_the_next_entity(tmp_path):
+    path = tmp_path / "f.soft"
+    path.write_text("^SAMPLE = A\n!sample_table_begin\n!sample_table_end\n^SAMPLE = B\n!Sample_title = b\n")
+    seen = []
+    for entity in soft.read_soft(path):
+        seen.append(entity.id)
+        if entity.table is not None:
+            assert list(soft.read_table(entity.table)) == []
+    assert seen == ["A", "B"]
