@@ -101,6 +101,10 @@ class RemoteFile:
     modified: str | None
 
 
+class NotFound(DatasetError):
+    """The server says the file or folder does not exist (not a passing failure)."""
+
+
 class IncompleteTransfer(OSError):
     """The server ended a transfer early without saying so."""
 
@@ -130,8 +134,10 @@ def ftp_call(dataset: str, url: str, settings: DownloadSettings, action):
             finally:
                 with contextlib.suppress(*FTP_TRANSIENT, ftplib.Error):
                     fs.ftp.quit()
-        except (ftplib.error_perm, FileNotFoundError) as e:
-            raise DatasetError(dataset, f"not found on the FTP server ({first_line(e)})", url) from e
+        except ftplib.error_perm as e:
+            if str(e).startswith("550"):
+                raise NotFound(dataset, f"not found on the FTP server ({first_line(e)})", url) from e
+            raise DatasetError(dataset, f"the FTP server refused: {first_line(e)}", url) from e
         except FTP_TRANSIENT as e:
             if attempt == settings.retries:
                 raise DatasetError(dataset, f"FTP failed {attempt + 1} times: {first_line(e)}", url) from e
@@ -144,7 +150,7 @@ def list_dir(dataset: str, url: str, settings: DownloadSettings) -> list[RemoteF
     if urlparse(url).scheme == "file":
         path = local_path(url)
         if not path.is_dir():
-            raise DatasetError(dataset, "not found", url)
+            raise NotFound(dataset, "not found", url)
         return [
             RemoteFile(f"{base}/{e.name}", e.stat().st_size, datetime.fromtimestamp(e.stat().st_mtime, UTC).isoformat())
             for e in sorted(os.scandir(path), key=lambda e: e.name)
@@ -154,17 +160,40 @@ def list_dir(dataset: str, url: str, settings: DownloadSettings) -> list[RemoteF
         raise DatasetError(dataset, f"unsupported URL scheme in {url!r} (ftp, file)")
 
     def ls(fs, path):
-        entries = fs.ls(path, detail=True)
         return sorted(
-            (
-                RemoteFile(f"{base}/{Path(e['name']).name}", e.get("size"), e.get("modify"))
-                for e in entries
-                if e.get("type") == "file"
-            ),
+            (RemoteFile(f"{base}/{name}", size, modified) for name, size, modified in ftp_files(fs.ftp, path)),
             key=lambda f: f.url,
         )
 
     return ftp_call(dataset, url, settings, ls)
+
+
+def ftp_files(ftp: ftplib.FTP, path: str) -> list[tuple[str, int | None, str | None]]:
+    """(name, size, modification time) of the files in `path`.
+
+    MLSD where the server has it; else NLST with SIZE and MDTM per file (LIST's dates change
+    format after six months, which would look like a change). Replies other than 550 propagate,
+    so a passing 4xx is retried, never taken for an empty folder (fsspec's `ls` does that).
+    """
+    try:
+        return [
+            (name, int(facts["size"]) if "size" in facts else None, facts.get("modify"))
+            for name, facts in ftp.mlsd(path, facts=["type", "size", "modify"])
+            if facts.get("type") == "file"
+        ]
+    except ftplib.error_perm as e:
+        if not str(e).startswith(("500", "501", "502")):
+            raise  # 550: no such folder
+    names = [n.rsplit("/", 1)[-1] for n in ftp.nlst(path)]
+    ftp.voidcmd("TYPE I")  # SIZE needs binary mode (NLST just switched to ASCII)
+    files = []
+    for name in names:
+        try:
+            size = ftp.size(f"{path.rstrip('/')}/{name}")
+        except ftplib.error_perm:
+            continue  # a folder
+        files.append((name, size, ftp.voidcmd(f"MDTM {path.rstrip('/')}/{name}")[4:].strip()))
+    return files
 
 
 def fetch_remote(dataset: str, remote: RemoteFile, directory: Path, settings: DownloadSettings) -> Fetched:
@@ -182,6 +211,11 @@ def fetch_remote(dataset: str, remote: RemoteFile, directory: Path, settings: Do
 
     def retrieve(fs, path):
         have = part.stat().st_size if part.exists() else 0
+        if remote.size is not None and have == remote.size:
+            return  # whole already (killed before the rename)
+        if remote.size is not None and have > remote.size:
+            part.unlink()
+            have = 0
         with open(part, "ab" if have else "wb") as out:
             fs.ftp.voidcmd("TYPE I")
             fs.ftp.retrbinary(f"RETR {path}", out.write, blocksize=CHUNK, rest=have or None)

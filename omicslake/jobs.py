@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,4 +27,9 @@ def run(log_file: str | None, func: Callable, *args, **kwargs):
         except OmicslakeError as e:
             logging.getLogger("omicslake").error("%s", e)
             print(f"omicslake: {e}", file=sys.__stderr__)
-            raise SystemExit(1) from None
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.__stderr__.flush()
+            # Not SystemExit: after a failed CSV read pyarrow's reader threads can abort or spin
+            # in interpreter shutdown; the error is reported, nothing is left to clean up.
+            os._exit(1)

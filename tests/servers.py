@@ -150,6 +150,8 @@ class FTPServer:
         self.commands: list[tuple[str, str]] = []
         self.refuse = 0
         self.truncate: dict[str, int] = {}
+        self.fail: dict[str, int] = {}  # command -> how many times to answer it with 450
+        self.mlsd = True  # False: a server without MLSD (500), listed with NLST + SIZE + MDTM
 
         class Truncating(AbstractedFS):
             def open(self, filename, mode):
@@ -173,6 +175,11 @@ class FTPServer:
 
             def pre_process_command(self, line, cmd, arg):
                 server.commands.append((cmd, arg))
+                if server.fail.get(cmd):
+                    server.fail[cmd] -= 1
+                    return self.respond("450 Requested action not taken, try again.")
+                if cmd == "MLSD" and not server.mlsd:
+                    return self.respond(f'500 Command "{cmd}" not understood.')
                 return super().pre_process_command(line, cmd, arg)
 
         authorizer = DummyAuthorizer()

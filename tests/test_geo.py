@@ -199,6 +199,22 @@ def test_broken_off_transfer_resumes_with_rest(lake, ftp_server):
     assert lake.query("SELECT count(*) FROM lake.geo.samples") == [(12,)]
 
 
+def test_a_passing_4xx_on_a_listing_is_retried_not_taken_for_an_empty_folder(lake, ftp_server):
+    ftp_server.fail["MLSD"] = 1
+    load(lake, ftp_server.url("geo"), "GSE781")
+    assert lake.query("SELECT count(*) FROM lake.geo.expression") == [(540,)]
+    assert [c for c in ftp_server.commands if c[0] == "MLSD"][:2] == [("MLSD", "/geo/series/GSEnnn/GSE781/matrix/")] * 2
+
+
+def test_a_server_without_mlsd(lake, ftp_server):
+    ftp_server.mlsd = False
+    load(lake, ftp_server.url("geo"), "GSE781")
+    before = lake.snapshots()
+    assert load(lake, ftp_server.url("geo"), "GSE781").status == "unchanged"  # MDTM dates are stable
+    assert lake.snapshots() == before
+    assert ("MDTM", "/geo/series/GSEnnn/GSE781/matrix/GSE781-GPL96_series_matrix.txt.gz") in ftp_server.commands
+
+
 def test_unknown_accession_names_it_and_the_url(lake, ftp_server):
     with pytest.raises(
         DatasetError,

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from omicslake import soft
 from omicslake.config import ConfigError
-from omicslake.download import DownloadSettings, RemoteFile, fetch_remote, list_dir
+from omicslake.download import DownloadSettings, NotFound, RemoteFile, fetch_remote, list_dir
 from omicslake.errors import DatasetError, first_line
 from omicslake.formats import infer_format, read_batches
 from omicslake.ingest import Plan
@@ -211,7 +211,7 @@ def remote_files(
             for f in list_dir(dataset, folder_url(base, accession, "matrix"), settings)
             if f.url.endswith("_series_matrix.txt.gz")
         ]
-    except DatasetError:
+    except NotFound:
         matrices = []  # some series have only the family SOFT
     if not matrices:
         family = [
@@ -224,7 +224,7 @@ def remote_files(
     if cfg["supplementary"] != "none":
         try:
             listed = list_dir(dataset, folder_url(base, accession, "suppl"), settings)
-        except DatasetError:
+        except NotFound:
             listed = []  # no supplementary folder
     tables = [f for f in listed if cfg["supplementary"] == "load" and is_table(Path(f.url).name)]
     return matrices, tables, listed
@@ -270,8 +270,11 @@ def blame(dataset: str, url: str):
     """Errors while parsing a file become one DatasetError naming it."""
     try:
         yield
-    except (pa.ArrowInvalid, ValueError, OSError, EOFError) as e:
-        raise DatasetError(dataset, f"cannot parse GEO file: {first_line(e)}", Path(url).name) from e
+    except (pa.ArrowInvalid, ValueError, KeyError, TypeError, OSError, EOFError) as e:
+        cause = first_line(e)
+        if "conversion error to double" in cause:
+            cause += " (a value column holds text: only numeric GEO tables load into geo.expression)"
+        raise DatasetError(dataset, f"cannot parse GEO file: {cause}", Path(url).name) from e
 
 
 # --- series (series matrix or family SOFT) ------------------------------------------------------
@@ -400,7 +403,8 @@ def parse_series(dataset: str, accession: str, files: list[tuple[str, Path]]) ->
                 raise ValueError(f"file is series {first(matrix.series, 'geo_accession')}, not {accession}")
             matrices.append((url, matrix))
     merged = dict(matrices[0][1].series)  # each platform's matrix lists only its own samples
-    merged["sample_id"] = [i for _, m in matrices for i in split_ids(m.series, "sample_id")]
+    for key in ("sample_id", "platform_id"):
+        merged[key] = list(dict.fromkeys(i for _, m in matrices for i in split_ids(m.series, key)))
     yield from rows_table("series", [series_row(merged)])
     for url, matrix in matrices:
         with blame(dataset, url):
