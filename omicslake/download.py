@@ -1,8 +1,9 @@
-"""Fetch one upstream file: resume (Range), retries with backoff, checksum, conditional GET.
+"""Fetch upstream files: HTTP(S), FTP and file:// mirrors.
 
-Retries, backoff and Retry-After come from dlt's requests helper; what it lacks and this module
-adds is resuming a body that broke off mid-stream (Range + If-Range) and verifying the result.
-`file://` URLs are read in place: a local mirror is never copied.
+HTTP: retries, backoff and Retry-After come from dlt's requests helper; this module adds resuming
+a body that broke off (Range + If-Range), conditional GET and checksum verification.
+FTP: listings (MLSD, or NLST + SIZE + MDTM) and downloads resumed with REST, retried on 4xx
+replies, timeouts and dropped connections. `file://` URLs are read in place, never copied.
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ def ftp_call(dataset: str, url: str, settings: DownloadSettings, action):
     """Run `action(fs, path)` on a fresh FTP connection, retrying 4xx replies (421 too many
     users), timeouts and dropped connections with backoff; 5xx replies (550 no such file) are final.
 
-    fsspec's FTP filesystem does the connection and listing; dlt's filesystem source cannot be used
-    for ftp:// (it has no mtime reader for FTP, dlt#2955).
+    fsspec's FTP filesystem makes the connection; dlt's filesystem source cannot be used for
+    ftp:// (it has no mtime reader for FTP, dlt#2955).
     """
     parsed = urlparse(url)
     for attempt in range(settings.retries + 1):
