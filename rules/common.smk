@@ -38,3 +38,12 @@ def dataset_config(source):
         return omicslake_config.dataset_config(config, source, wildcards.name)
 
     return get
+
+
+def by_attempt(base):
+    """A resource that grows with each attempt: a job SLURM killed for time or memory gets more."""
+
+    def scaled(wildcards, attempt):
+        return base * attempt
+
+    return scaled

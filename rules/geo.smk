@@ -8,7 +8,8 @@ rule ingest_geo:
         "../envs/omicslake.yaml"
     resources:
         downloads_geo=1,
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(120),
     params:
         source="geo",
         dataset=dataset_config("geo"),

@@ -8,6 +8,8 @@ rule ingest_http:
         "../envs/omicslake.yaml"
     resources:
         downloads_http=1,
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(60),
     params:
         source="http",
         dataset=dataset_config("http"),

@@ -66,7 +66,9 @@ def write_gz(path: Path, text: str) -> Path:
     return path
 
 
-def run_snakemake(workdir: Path, config: dict, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, config: dict, *args: str, timeout: int = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run the real workflow as a subprocess on `config`, in `workdir`."""
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
@@ -83,7 +85,11 @@ def run_snakemake(workdir: Path, config: dict, *args: str, timeout: int = 300) -
         "2",
         *args,
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {
+        **(env or os.environ),
+        "PYTHONPATH": str(REPO),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
 
 
