@@ -23,6 +23,7 @@ class Resource:
     fail: list[int] = dataclasses.field(default_factory=list)  # statuses to answer first, in order
     retry_after: str | None = None  # Retry-After header sent with failures
     drop_after: int | None = None  # first full response: close the connection after this many bytes
+    stall: list[float] = dataclasses.field(default_factory=list)  # seconds to wait before answering, per request
 
     @property
     def etag(self) -> str:
@@ -86,6 +87,8 @@ class HTTPServer:
         res = self.resources.get(handler.path)
         if res is None:
             return send(handler, 404, b"not found")
+        if res.stall:
+            time.sleep(res.stall.pop(0))
         if res.fail:
             status = res.fail.pop(0)
             extra = {"Retry-After": res.retry_after} if res.retry_after else {}

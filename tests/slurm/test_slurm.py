@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -23,9 +24,10 @@ def cluster(tmp_path_factory):
     cluster.stop()
 
 
-def slurm_run(workdir, config, cluster):
+def slurm_run(workdir, config, cluster, *extra):
     """The README's cluster command, plus what a cluster without slurmdbd needs."""
     args = [
+        *extra,
         "--profile",
         str(REPO / "profiles" / "slurm"),
         "--slurm-status-command",
@@ -53,3 +55,34 @@ def test_workflow_runs_its_ingest_jobs_on_slurm(tmp_path, cluster):
     lake = Lake(tmp_path / "results" / "demo")  # the demo config's lake
     assert lake.query("SELECT count(*) FROM lake.http.expression JOIN lake.http.samples USING (sample_id)") == [(30,)]
     assert (tmp_path / "results" / "demo" / "logs" / "ingest" / "http" / "samples.log").exists()
+
+
+def test_a_job_slurm_kills_for_time_comes_back_with_more_and_others_are_registered(tmp_path, cluster, http_server):
+    """The first attempt stalls past its 1-minute limit; SLURM kills it; the second gets more."""
+    slow = http_server.add("/slow.csv", b"a,b\n1,x\n2,y\n", stall=[150])
+    steady = http_server.add("/steady.csv", b"c\n3\n")
+    config = {
+        "lake": {
+            "catalog": str(tmp_path / "lake" / "omicslake.ducklake"),
+            "data_path": str(tmp_path / "lake" / "data"),
+        },
+        "staging": str(tmp_path / "staging"),
+        "logs": str(tmp_path / "logs"),
+        "download": {"retries": 0, "backoff_seconds": 0.05, "timeout_seconds": 300},
+        "sources": {"http": [{"name": "slow", "url": slow}, {"name": "steady", "url": steady}]},
+    }
+    before = {job["id"] for job in cluster.jobs()}
+    result = slurm_run(tmp_path, config, cluster, "--set-resources", "ingest_http:runtime=attempt*1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%m|%l"],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    jobs = sorted((line.split("|") for line in out.splitlines()), key=lambda job: int(job[0]))
+    attempts = [job[2:] for job in jobs if job[0] not in before and job[1].endswith("_slow")]
+    assert attempts == [["TIMEOUT", "2000M", "1:00"], ["COMPLETED", "4000M", "2:00"]]  # by_attempt: mem x 2
+    assert Lake(tmp_path).query("SELECT count(*) FROM lake.http.slow") == [(2,)]
+    assert Lake(tmp_path).query("SELECT count(*) FROM lake.http.steady") == [(1,)]
