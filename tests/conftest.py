@@ -107,3 +107,14 @@ def ftp_server(geo_tree):
     server = FTPServer(geo_tree.parent)
     yield server
     server.stop()
+
+
+def workflow_config(workdir: Path, sources: dict, **download) -> dict:
+    """A workflow config with its lake, staging and logs in `workdir`, and fast download retries."""
+    return {
+        "lake": {"catalog": str(workdir / "lake" / "omicslake.ducklake"), "data_path": str(workdir / "lake" / "data")},
+        "staging": str(workdir / "staging"),
+        "logs": str(workdir / "logs"),
+        "download": {"retries": 2, "backoff_seconds": 0.05, "timeout_seconds": 10, **download},
+        "sources": sources,
+    }

@@ -13,7 +13,7 @@ from omicslake.config import ConfigError
 from omicslake.errors import DatasetError
 from omicslake.sources import geo
 from tests import geo_tree as tree
-from tests.conftest import run_snakemake
+from tests.conftest import run_snakemake, workflow_config
 
 FIXTURES = tree.FIXTURES
 
@@ -259,15 +259,9 @@ def test_file_mirror(lake, geo_tree):
 
 @pytest.mark.slow
 def test_workflow_with_series_gds_and_platform(tmp_path, ftp_server, geo_tree):
-    config = {
-        "lake": {
-            "catalog": str(tmp_path / "lake" / "omicslake.ducklake"),
-            "data_path": str(tmp_path / "lake" / "data"),
-        },
-        "staging": str(tmp_path / "staging"),
-        "logs": str(tmp_path / "logs"),
-        "download": {"retries": 2, "backoff_seconds": 0.05, "timeout_seconds": 10},
-        "sources": {
+    config = workflow_config(
+        tmp_path,
+        {
             "geo": {
                 "base_url": ftp_server.url("geo"),
                 "series": ["GSE781", "GSE2000"],
@@ -275,7 +269,7 @@ def test_workflow_with_series_gds_and_platform(tmp_path, ftp_server, geo_tree):
                 "platforms": ["GPL97"],
             }
         },
-    }
+    )
     result = run_snakemake(tmp_path, config)
     assert result.returncode == 0, result.stderr[-3000:]
     from tests.conftest import Lake

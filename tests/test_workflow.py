@@ -6,19 +6,9 @@ import shutil
 import pytest
 
 from omicslake.catalog import connect
-from tests.conftest import REPO, run_snakemake
+from tests.conftest import REPO, run_snakemake, workflow_config
 
 DEMO = REPO / "demo" / "data"
-
-
-def lake_config(workdir, http):
-    return {
-        "lake": {"catalog": str(workdir / "lake" / "omicslake.ducklake"), "data_path": str(workdir / "lake" / "data")},
-        "staging": str(workdir / "staging"),
-        "logs": str(workdir / "logs"),
-        "download": {"retries": 2, "backoff_seconds": 0.05, "timeout_seconds": 10},
-        "sources": {"http": http},
-    }
 
 
 def attach(workdir):
@@ -50,7 +40,7 @@ def test_workflow_over_http_loads_good_datasets_and_reports_bad_ones(http_server
         {"name": "truncated", "url": http_server.add("/cut.csv.gz", truncated)},
         {"name": "bad_checksum", "url": http_server.add("/ok.csv", b"a\n1\n"), "sha256": "0" * 64},
     ]
-    result = run_snakemake(tmp_path, lake_config(tmp_path, good + bad))
+    result = run_snakemake(tmp_path, workflow_config(tmp_path, {"http": good + bad}))
     assert result.returncode != 0  # bad datasets fail ...
     con = attach(tmp_path)  # ... the good ones are in the lake all the same
     tp53 = con.execute("""
@@ -74,7 +64,7 @@ def test_workflow_over_http_loads_good_datasets_and_reports_bad_ones(http_server
     snapshots = con.execute("SELECT count(*) FROM lake.snapshots()").fetchone()[0]
     con.close()
 
-    rerun = run_snakemake(tmp_path, lake_config(tmp_path, good))
+    rerun = run_snakemake(tmp_path, workflow_config(tmp_path, {"http": good}))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     con = attach(tmp_path)
     assert con.execute("SELECT count(*) FROM lake.snapshots()").fetchone()[0] == snapshots

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import REPO, Lake, run_snakemake
+from tests.conftest import REPO, Lake, run_snakemake, workflow_config
 from tests.slurm.cluster import SlurmCluster, available
 
 pytestmark = pytest.mark.slow
@@ -61,16 +61,8 @@ def test_a_job_slurm_kills_for_time_comes_back_with_more_and_others_are_register
     """The first attempt stalls past its 1-minute limit; SLURM kills it; the second gets more."""
     slow = http_server.add("/slow.csv", b"a,b\n1,x\n2,y\n", stall=[150])
     steady = http_server.add("/steady.csv", b"c\n3\n")
-    config = {
-        "lake": {
-            "catalog": str(tmp_path / "lake" / "omicslake.ducklake"),
-            "data_path": str(tmp_path / "lake" / "data"),
-        },
-        "staging": str(tmp_path / "staging"),
-        "logs": str(tmp_path / "logs"),
-        "download": {"retries": 0, "backoff_seconds": 0.05, "timeout_seconds": 300},
-        "sources": {"http": [{"name": "slow", "url": slow}, {"name": "steady", "url": steady}]},
-    }
+    sources = {"http": [{"name": "slow", "url": slow}, {"name": "steady", "url": steady}]}
+    config = workflow_config(tmp_path, sources, retries=0, timeout_seconds=300)
     before = {job["id"] for job in cluster.jobs()}
     result = slurm_run(tmp_path, config, cluster, "--set-resources", "ingest_http:runtime=attempt*1")
     assert result.returncode == 0, result.stderr[-3000:]
