@@ -9,6 +9,7 @@ were staged, "unchanged" when the source said nothing changed since the last reg
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from datetime import UTC, datetime
@@ -131,8 +132,6 @@ class Receipt:
 
 def fingerprint(upstream: list[Upstream], config: dict) -> str:
     """Identity of a load: upstream content checksums plus the dataset config that shaped it."""
-    import hashlib
-
     payload = {
         "upstream": sorted(u.checksum or f"{u.url}|{u.size}|{u.last_modified}" for u in upstream),
         "config": config,

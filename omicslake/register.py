@@ -121,10 +121,12 @@ def discard_orphans(con, workdir: Path, manifest: Manifest) -> None:
     journal = workdir / JOURNAL
     if not journal.exists():
         return
+    entries = json.loads(journal.read_text())
     wanted = {Path(f.path).name for f in manifest.files}
-    for schema, table, dest in json.loads(journal.read_text()):
+    registered = registered_paths(con, sorted({(schema, table) for schema, table, _ in entries}))
+    for _, _, dest in entries:
         path = Path(dest)
-        if path.exists() and path.name not in wanted and dest not in registered_paths(con, [(schema, table)]):
+        if path.exists() and path.name not in wanted and dest not in registered:
             log.info("%s: removing %s, left unregistered by an interrupted run", manifest.dataset, path)
             path.unlink()
     journal.unlink()
