@@ -1,12 +1,11 @@
 """What the workflow config asks for: (source, name) datasets and each one's config entry.
 
-Each source module turns its block of `sources:` into datasets with `datasets(block)`, which
-also checks what JSON Schema cannot (such as duplicate table names) and raises ConfigError.
+Each source turns its block of `sources:` into datasets with `datasets(block)`, which also checks
+what JSON Schema cannot (such as duplicate table names) and raises ConfigError. Light: the
+Snakefile builds the DAG from this without importing dlt or pyarrow.
 """
 
 from __future__ import annotations
-
-import importlib
 
 
 class ConfigError(ValueError):
@@ -14,8 +13,9 @@ class ConfigError(ValueError):
 
 
 def source_datasets(config: dict, source: str) -> dict[str, dict]:
-    module = importlib.import_module(f"omicslake.sources.{source}")
-    return module.datasets(config["sources"][source])
+    from omicslake.sources import SOURCES
+
+    return SOURCES[source].module.datasets(config["sources"][source])
 
 
 def check(config: dict) -> None:

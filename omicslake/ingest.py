@@ -1,37 +1,23 @@
-"""One ingest job: ask the source for a plan, stage it through dlt, write the manifest.
-
-Every source module under `omicslake.sources` has the same shape: a function
-`plan(name, cfg, workdir, previous, settings) -> Plan | None` that fetches what changed (None:
-nothing changed since the receipt `previous`) and returns the dlt source that turns the fetched
-files into Arrow tables.
-"""
+"""One ingest job: ask the source for a plan, stage it through dlt, write the manifest."""
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import logging
 from pathlib import Path
 
-import dlt
-
 from omicslake import staging
 from omicslake.download import DownloadSettings
-from omicslake.manifest import Manifest, Receipt, Upstream, fingerprint
+from omicslake.manifest import Manifest, Receipt, fingerprint
+from omicslake.sources import SOURCES
+from omicslake.sources.base import Dataset
 
 log = logging.getLogger("omicslake")
-
-
-@dataclasses.dataclass
-class Plan:
-    upstream: list[Upstream]
-    source: dlt.sources.DltSource
 
 
 def ingest(source: str, name: str, cfg: dict, manifest_path: str | Path, settings: dict | None = None) -> Manifest:
     """Fetch dataset `<source>.<name>` and write its manifest; the manifest's folder is the
     dataset's staging folder (see `omicslake.staging`)."""
-    dataset = f"{source}.{name}"
+    dataset = Dataset(source, name)
     folder = Path(manifest_path).parent
     folder.mkdir(parents=True, exist_ok=True)
     cfg = {key: value for key, value in cfg.items() if value is not None}
@@ -39,18 +25,17 @@ def ingest(source: str, name: str, cfg: dict, manifest_path: str | Path, setting
     if previous and previous.config != cfg:
         log.info("%s: config changed since load %s: fetching afresh", dataset, previous.load_id)
         previous = None
-    module = importlib.import_module(f"omicslake.sources.{source}")
-    plan = module.plan(name, cfg, folder, previous, DownloadSettings(**(settings or {})))
+    plan = SOURCES[source].module.plan(dataset, cfg, folder, previous, DownloadSettings(**(settings or {})))
     if plan is None:
         log.info("%s: upstream unchanged since load %s", dataset, previous.load_id)
-        manifest = staging.unchanged(dataset, previous.upstream, previous.fingerprint, cfg)
+        manifest = staging.unchanged(str(dataset), previous.upstream, previous.fingerprint, cfg)
     else:
         digest = fingerprint(plan.upstream, cfg)
         if previous and previous.fingerprint == digest:
             log.info("%s: content unchanged since load %s", dataset, previous.load_id)
-            manifest = staging.unchanged(dataset, plan.upstream, digest, cfg)
+            manifest = staging.unchanged(str(dataset), plan.upstream, digest, cfg)
         else:
-            manifest = staging.stage(dataset, plan.source, folder, plan.upstream, digest, cfg)
+            manifest = staging.stage(str(dataset), plan.source, folder, plan.upstream, digest, cfg)
             log.info("%s: staged %d files, %d rows", dataset, len(manifest.files), sum(f.rows for f in manifest.files))
     manifest.write(manifest_path)
     return manifest

@@ -15,8 +15,6 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from omicslake.errors import DatasetError
 
 VERSION = 1
@@ -39,12 +37,16 @@ class StagedFile:
 @dataclasses.dataclass
 class Upstream:
     url: str
-    checksum: str | None = None  # "sha256:<hex>" / "md5:<hex>" of the raw upstream bytes
+    checksum: str | None = None  # "sha256:<hex>", or the published "md5:<hex>" it was checked against
     size: int | None = None
     etag: str | None = None
     last_modified: str | None = None
     version: str | None = None
     fetched_at: str | None = None
+
+    def version_key(self) -> tuple:
+        """What tells this version of the file from another (not when it was fetched)."""
+        return (self.url, self.size, self.etag, self.last_modified, self.version)
 
 
 @dataclasses.dataclass
@@ -81,6 +83,8 @@ class Manifest:
 
 def describe_file(path: str, table: str, load_id: str) -> StagedFile:
     """Describe a Parquet file from its footer (no data read)."""
+    import pyarrow.parquet as pq
+
     meta = pq.read_metadata(path)
     schema = [{"name": f.name, "type": str(f.type)} for f in meta.schema.to_arrow_schema()]
     return StagedFile(table, path, meta.num_rows, os.path.getsize(path), schema, load_id)

@@ -1,8 +1,9 @@
 """Register a staged load in DuckLake, zero-copy, in one snapshot.
 
 For one manifest: check it against the files; plan each table (create, evolve with new nullable
-columns, or stop on a type conflict); rename the files into the table's folder under DATA_PATH
-(never a copy: DuckLake then stores them relative to DATA_PATH, so the lake is relocatable);
+columns, or stop on a type conflict; a staged file with no rows only declares its table); rename
+the files into the table's folder under DATA_PATH (never a copy: DuckLake then stores them
+relative to DATA_PATH, so the lake is relocatable);
 then in ONE transaction retire the dataset's previous files, `ducklake_add_data_files`, and write
 provenance rows; finally write the receipt and clean dlt leftovers. Nothing here deletes a file
 the catalog references.
@@ -252,7 +253,8 @@ def plan_tables(
                     raise DatasetError(
                         dataset, f"column {name!r} is {known[0]} in {known[1]} but {type_} here", Path(staged.path).name
                     )
-            placed.append((staged, dest))
+            if staged.rows:
+                placed.append((staged, dest))  # a file with no rows only declares its table
         existing = table_columns(con, schema, table)
         plan = TablePlan(schema, table, existing is not None, folder, [(n, t) for n, (t, _) in columns.items()], placed)
         if existing is not None:
@@ -269,7 +271,8 @@ def plan_tables(
                 )
             else:
                 plan.add_columns = [(n, t) for n, t in plan.add_columns if n not in existing]
-        plans.append(plan)
+        if plan.files or plan.add_columns or plan.recreate:
+            plans.append(plan)
     return plans
 
 
@@ -431,10 +434,11 @@ def add_files(con, plan: TablePlan) -> None:
     else:
         for name, type_ in plan.add_columns:
             con.execute(f"ALTER TABLE {plan.qualified} ADD COLUMN {ident(name)} {type_}")
-    con.execute(
-        "CALL ducklake_add_data_files(?, ?, ?, schema => ?, allow_missing => true)",
-        [ALIAS, plan.table, files_argument([d for _, d in plan.files]), plan.schema],
-    )
+    if plan.files:
+        con.execute(
+            "CALL ducklake_add_data_files(?, ?, ?, schema => ?, allow_missing => true)",
+            [ALIAS, plan.table, files_argument([d for _, d in plan.files]), plan.schema],
+        )
 
 
 def files_argument(paths: list[Path]) -> str | list[str]:

@@ -32,13 +32,16 @@ def pipeline_name(dataset: str) -> str:
 
 def stage(
     dataset: str,
-    source: dlt.sources.DltSource,
+    source: dlt.sources.DltSource | dlt.sources.DltResource,
     workdir: Path,
     upstream: list[Upstream],
     fingerprint: str,
     config: dict,
 ) -> Manifest:
-    """Run `source` through dlt into `workdir/parquet` and return the manifest of what it wrote."""
+    """Run `source` through dlt into `workdir/parquet` and return the manifest of what it wrote.
+
+    A file with no rows declares its table (registration creates the table and adds no file).
+    """
     schema = dataset.split(".")[0]
     bucket = workdir / "parquet"
     shutil.rmtree(bucket, ignore_errors=True)  # leftovers of an unregistered earlier attempt
@@ -65,7 +68,7 @@ def stage(
                     continue
                 path = url2pathname(urlparse(job.remote_url).path)  # dlt percent-encodes the URL
                 files.append(describe_file(path, f"{schema}.{job.table_name}", load_id))
-    if not files:
+    if not sum(f.rows for f in files):
         raise DatasetError(dataset, "the source has no rows (empty upstream file?); the lake keeps its current load")
     return Manifest(
         dataset=dataset,

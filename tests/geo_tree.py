@@ -1,4 +1,9 @@
-"""A GEO-shaped folder tree (series/GSEnnn/GSE781/matrix/...) from real fixtures plus generated files."""
+"""A GEO-shaped folder tree (series/GSEnnn/GSE781/matrix/...) from real fixtures plus generated files.
+
+Real NCBI files are in tests/fixtures/geo/ (from the GEOparse and GEOquery test data). The files built
+here copy the structure of the real files named in each builder's docstring: their header lines,
+quoting, repeated keys, empty cells and encodings; only the sizes and values are made up.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import gzip
 import random
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "geo"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "geo"
 
 
 def quoted(cells) -> str:
@@ -16,7 +21,11 @@ def quoted(cells) -> str:
 def matrix_text(
     series_id: str, platform: str, samples: list[str], probes: int, seed: int = 1, platforms: list[str] | None = None
 ) -> str:
-    """A series matrix with GEO's quirks: quoted cells, repeated characteristics, null cells."""
+    """A series matrix as NCBI serves it (mirrors series/GSEnnn/GSE781/matrix/GSE781-GPL96_series_matrix.txt.gz).
+
+    Quoted cells, repeated `!Series_summary` and `!Sample_characteristics_ch1` lines, an empty
+    characteristics cell, a blank line between the series and sample blocks, `null` and empty values.
+    """
     rng = random.Random(seed)
     n = len(samples)
     lines = [
@@ -33,7 +42,10 @@ def matrix_text(
         '!Series_contributor\t"Marc,E.,Lenburg"',
         f'!Series_sample_id\t"{" ".join(samples)} "',
         f'!Series_platform_id\t"{" ".join(platforms or [platform])}"',
-        '!Series_supplementary_file\t"ftp://ftp.ncbi.nlm.nih.gov/geo/series/GSEnnn/GSE781/suppl/GSE781_RAW.tar"',
+        f'!Series_supplementary_file\t"ftp://ftp.ncbi.nlm.nih.gov/geo/series/GSEnnn/{series_id}/suppl/{series_id}_RAW.tar"',
+        '!Series_platform_taxid\t"9606"',
+        '!Series_sample_taxid\t"9606"',
+        "",
         "!Sample_title\t" + quoted(f"Kidney sample {i}" for i in range(n)),
         "!Sample_geo_accession\t" + quoted(samples),
         "!Sample_status\t" + quoted(["Public on Nov 25 2003"] * n),
@@ -47,7 +59,11 @@ def matrix_text(
         "!Sample_characteristics_ch1\t" + quoted(["grade: 3"] * n),
         "!Sample_molecule_ch1\t" + quoted(["total RNA"] * n),
         "!Sample_platform_id\t" + quoted([platform] * n),
-        "!Sample_supplementary_file\t" + quoted(f"ftp://ftp.ncbi.nlm.nih.gov/geo/samples/{s}.CEL.gz" for s in samples),
+        "!Sample_supplementary_file\t"
+        + quoted(
+            f"ftp://ftp.ncbi.nlm.nih.gov/geo/samples/GSM{s[3:-3]}nnn/{s}/suppl/{s}.CEL.gz" if i else "NONE"
+            for i, s in enumerate(samples)
+        ),
         "!Sample_data_row_count\t" + quoted([str(probes)] * n),
         "!series_matrix_table_begin",
         '"ID_REF"\t' + quoted(samples),
@@ -63,17 +79,28 @@ def matrix_text(
 
 
 def gds_text(dataset_id: str, series_id: str, platform: str, samples: list[str], probes: int) -> str:
+    """A GDS SOFT file (mirrors datasets/GDSnnn/GDS507/soft/GDS507.soft.gz): the DATABASE entity,
+    the DATASET attributes, SUBSETs with comma-separated samples, then the DATASET again with
+    `#` column descriptions and the `ID_REF, IDENTIFIER, GSM...` table with `null` values."""
     half = len(samples) // 2
     lines = [
         "^DATABASE = Geo",
         "!Database_name = Gene Expression Omnibus (GEO)",
+        "!Database_institute = NCBI NLM NIH",
+        "!Database_web_link = http://www.ncbi.nlm.nih.gov/geo",
+        "!Database_email = geo@ncbi.nlm.nih.gov",
         f"^DATASET = {dataset_id}",
         f"!dataset_title = Renal clear cell carcinoma ({platform})",
         "!dataset_description = Comparison of tumor and normal kidney.",
+        "!dataset_type = Expression profiling by array",
         "!dataset_pubmed_id = 14641932",
         f"!dataset_platform = {platform}",
         "!dataset_sample_organism = Homo sapiens",
+        "!dataset_platform_organism = Homo sapiens",
+        "!dataset_platform_technology_type = in situ oligonucleotide",
+        f"!dataset_feature_count = {probes}",
         "!dataset_sample_type = RNA",
+        "!dataset_channel_count = 1",
         f"!dataset_sample_count = {len(samples)}",
         "!dataset_value_type = count",
         f"!dataset_reference_series = {series_id}",
@@ -102,20 +129,80 @@ def gds_text(dataset_id: str, series_id: str, platform: str, samples: list[str],
     return "\n".join(lines) + "\n"
 
 
+ANNOT_COLUMNS = [
+    ("ID", "ID from Platform data table"),
+    ("Gene title", "Entrez Gene name"),
+    ("Gene symbol", "Entrez Gene symbol"),
+    ("Gene ID", "Entrez Gene identifier"),
+    ("UniGene title", "Entrez UniGene name"),
+    ("UniGene symbol", "Entrez UniGene symbol"),
+    ("UniGene ID", "Entrez UniGene identifier"),
+    ("Nucleotide Title", "Entrez Nucleotide title"),
+    ("GI", "GenBank identifier"),
+    ("GenBank Accession", "GenBank accession"),
+    ("Platform_CLONEID", "CLONE_ID from Platform data table"),
+    ("Platform_ORF", "ORF from Platform data table"),
+    ("Platform_SPOTID", "SPOT_ID from Platform data table"),
+    ("Chromosome location", "Entrez gene map location"),
+    ("Chromosome annotation", "Entrez gene chromosome and location"),
+    ("GO:Function", "Gene Ontology Function term"),
+    ("GO:Process", "Gene Ontology Process term"),
+    ("GO:Component", "Gene Ontology Component term"),
+    ("GO:Function", "Gene Ontology Function identifier"),
+    ("GO:Process", "Gene Ontology Process identifier"),
+    ("GO:Component", "Gene Ontology Component identifier"),
+]
+
+
 def annot_bytes(platform: str, probes: int) -> bytes:
-    """A GPL .annot file: two columns named GO:Function, and Latin-1 bytes."""
+    """A GPL annotation as NCBI serves it (mirrors platforms/GPLnnn/GPL97/annot/GPL97.annot.gz).
+
+    No `^PLATFORM` line: `^Annotation`, `!Annotation_*` attributes, `#column = description` lines,
+    then the table with each GO column name twice (terms, then ids), `///` between several values,
+    AFFX control probes with empty cells, and Latin-1 bytes in a gene title.
+    """
     lines = [
         "^Annotation",
         "!Annotation_date = Nov 26 2026",
         f"!Annotation_platform = {platform}",
-        f"^PLATFORM = {platform}",
-        "#ID = ID from Platform data table",
+        "!Annotation_platform_title = [HG-U133B] Affymetrix Human Genome U133B Array",
+        "!Annotation_platform_organism = Homo sapiens",
+        "!Annotation_platform_technology = in situ oligonucleotide",
+        "!Annotation_series_count = 48",
+        *[f"#{name} = {text}" for name, text in ANNOT_COLUMNS],
         "!platform_table_begin",
-        "ID\tGene title\tGene symbol\tGene ID\tGO:Function\tGO:Process\tGO:Function",
+        "\t".join(name for name, _ in ANNOT_COLUMNS),
     ]
+    for control in ("AFFX-BioB-3_at", "AFFX-HUMISGF3A/M97935_5_at"):
+        lines.append(control + "\t" * (len(ANNOT_COLUMNS) - 1))
     for p in range(probes):
         title = "prot\u00e9ine kinase" if p == 1 else f"gene {p}"
-        lines.append(f"{p + 1000}_at\t{title}\tGENE{p}\t{p + 1}\tATP binding\tsignaling\tGO:0005524")
+        symbol = f"GENE{p}///GENE{p}P1" if p % 9 == 5 else f"GENE{p}"
+        gene_id = f"{p + 1}///{p + 90001}" if p % 9 == 5 else str(p + 1)
+        cells = [
+            f"{p + 1000}_at",
+            title,
+            symbol,
+            gene_id,
+            "",
+            "",
+            "",  # UniGene columns: empty since UniGene was retired
+            f"Homo sapiens gene {p} mRNA",
+            "",
+            f"AI{p + 100000}",
+            "",
+            "",
+            "",
+            f"{p % 22 + 1}q{p % 3 + 1}",
+            f"Chromosome {p % 22 + 1}, NC_0000{p % 22 + 1:02d}.11 ({p * 1000}..{p * 1000 + 500})",
+            "ATP binding///protein binding" if p % 2 else "ATP binding",
+            "signaling",
+            "" if p % 4 == 3 else "cytoplasm",
+            "GO:0005524///GO:0005515" if p % 2 else "GO:0005524",
+            "GO:0023052",
+            "" if p % 4 == 3 else "GO:0005737",
+        ]
+        lines.append("\t".join(cells))
     lines.append("!platform_table_end")
     return ("\n".join(lines) + "\n").encode("latin-1")
 

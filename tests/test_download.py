@@ -20,7 +20,7 @@ def get(url, tmp_path, **kw):
 
 def test_download_verifies_sha256_and_records_validators(http_server, tmp_path):
     url = http_server.add("/data/x.bin", BODY)
-    got = get(url, tmp_path, sha256=SHA)
+    got = get(url, tmp_path, checksum=SHA)
     assert got.path.read_bytes() == BODY
     assert got.upstream.checksum == f"sha256:{SHA}"
     assert got.upstream.size == len(BODY)
@@ -31,7 +31,7 @@ def test_download_verifies_sha256_and_records_validators(http_server, tmp_path):
 def test_bad_sha256_is_an_error_and_leaves_no_file(http_server, tmp_path):
     url = http_server.add("/x.bin", BODY)
     with pytest.raises(DatasetError, match=r"http\.x: .*/x\.bin: sha256 mismatch: expected 0{64}, got " + SHA):
-        get(url, tmp_path, sha256="0" * 64)
+        get(url, tmp_path, checksum="0" * 64)
     assert not any((tmp_path / "download").iterdir())
 
 
@@ -65,7 +65,7 @@ def test_429_honours_retry_after(http_server, tmp_path):
 
 def test_dropped_connection_resumes_with_range(http_server, tmp_path):
     url = http_server.add("/big.bin", BODY, drop_after=1 << 20)
-    got = get(url, tmp_path, sha256=SHA)
+    got = get(url, tmp_path, checksum=SHA)
     assert got.path.read_bytes() == BODY
     second = http_server.hits("/big.bin")[1]
     assert second["headers"]["Range"] == f"bytes={1 << 20}-"
@@ -74,7 +74,7 @@ def test_dropped_connection_resumes_with_range(http_server, tmp_path):
 
 def test_server_ignoring_range_restarts_cleanly(http_server, tmp_path):
     url = http_server.add("/norange.bin", BODY, drop_after=1 << 20, ranges=False)
-    assert get(url, tmp_path, sha256=SHA).path.read_bytes() == BODY
+    assert get(url, tmp_path, checksum=SHA).path.read_bytes() == BODY
     assert [r["status"] for r in http_server.hits("/norange.bin")] == [200, 200]
 
 
@@ -85,7 +85,7 @@ def test_partial_file_from_an_earlier_attempt_is_resumed(http_server, tmp_path):
     folder.mkdir()
     (folder / "part.bin.part").write_bytes(BODY[:1000])
     (folder / "part.bin.part.json").write_text(json.dumps({"url": url, "etag": res.etag, "last_modified": None}))
-    assert get(url, tmp_path, sha256=SHA).path.read_bytes() == BODY
+    assert get(url, tmp_path, checksum=SHA).path.read_bytes() == BODY
     assert http_server.hits("/part.bin")[0]["headers"]["Range"] == "bytes=1000-"
 
 
@@ -101,19 +101,19 @@ def test_local_file_is_read_in_place(tmp_path):
     src = tmp_path / "mirror" / "a.csv"
     src.parent.mkdir()
     src.write_text("a\n1\n")
-    got = fetch("http.x", f"file://{src}", tmp_path / "download")
+    got = fetch("http.x", f"file://{src}", tmp_path / "download", FAST)
     assert got.path == src  # no copy of a local mirror
     assert not (tmp_path / "download").exists()
-    assert fetch("http.x", f"file://{src}", tmp_path / "download", previous=got.upstream).path is None
+    assert fetch("http.x", f"file://{src}", tmp_path / "download", FAST, previous=got.upstream).path is None
     with pytest.raises(DatasetError, match="file not found"):
-        fetch("http.x", f"file://{tmp_path}/nope.csv", tmp_path / "download")
+        fetch("http.x", f"file://{tmp_path}/nope.csv", tmp_path / "download", FAST)
 
 
 def test_a_new_sha256_in_the_config_defeats_the_unchanged_shortcut(http_server, tmp_path):
     url = http_server.add("/pinned.bin", BODY)
     first = get(url, tmp_path)
     with pytest.raises(DatasetError, match="sha256 mismatch"):
-        get(url, tmp_path, previous=first.upstream, sha256="1" * 64)
+        get(url, tmp_path, previous=first.upstream, checksum="1" * 64)
     assert http_server.hits("/pinned.bin")[-1]["status"] == 200  # downloaded and checked, not 304
 
 
@@ -124,5 +124,5 @@ def test_a_whole_part_left_by_a_kill_before_the_rename_is_not_stuck_on_416(http_
     folder.mkdir()
     (folder / "whole.bin.part").write_bytes(BODY)  # complete, but never renamed
     (folder / "whole.bin.part.json").write_text(json.dumps({"url": url, "etag": res.etag, "last_modified": None}))
-    assert get(url, tmp_path, sha256=SHA).path.read_bytes() == BODY
+    assert get(url, tmp_path, checksum=SHA).path.read_bytes() == BODY
     assert [r["status"] for r in http_server.hits("/whole.bin")] == [416, 200]

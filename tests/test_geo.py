@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from omicslake import soft
 from omicslake.config import ConfigError
 from omicslake.errors import DatasetError
 from omicslake.sources import geo
+from omicslake.sources.geo import layout, parse, soft
 from tests import geo_tree as tree
 from tests.conftest import run_snakemake, workflow_config
 
@@ -78,19 +78,25 @@ def test_series_matrix_header_quirks(tmp_path):
         "Tumor and normal kidney samples, Affymetrix arrays.",
         "Keywords: disease state analysis",
     ]
-    rows, characteristics, files = geo.sample_rows("GSE1", matrix.samples)
+    rows, characteristics = parse.sample_rows("GSE1", matrix.samples)
     assert [r["sample_id"] for r in rows] == ["GSM1", "GSM2", "GSM3"]
     keys = {(c["sample_id"], c["key"]) for c in characteristics}
     assert ("GSM1", "age") not in keys and ("GSM2", "age") in keys  # an empty cell is no characteristic
-    assert len(characteristics) == 8 and len(files) == 3
-    assert geo.series_row(matrix.series)["sample_ids"] == ["GSM1", "GSM2", "GSM3"]
+    assert len(characteristics) == 8
+    files = parse.supplementary_rows("GSE1", matrix.series, matrix.samples, [])
+    assert [(f["level"], f["sample_id"], f["file_name"]) for f in files] == [
+        ("series", None, "GSE1_RAW.tar"),
+        ("sample", "GSM2", "GSM2.CEL.gz"),  # GSM1's is NONE
+        ("sample", "GSM3", "GSM3.CEL.gz"),
+    ]
+    assert parse.series_row(matrix.series)["sample_ids"] == ["GSM1", "GSM2", "GSM3"]
 
 
 def test_streaming_a_large_matrix_in_bounded_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(soft, "BLOCK_SIZE", 1 << 16)
     samples = [f"GSM{i}" for i in range(40)]
     path = tree.write_gz(tmp_path / "GSE9_series_matrix.txt.gz", tree.matrix_text("GSE9", "GPL9", samples, 5000))
-    items = [getattr(item, "data", item) for item in geo.parse_series("geo.GSE9", "GSE9", [("u", path)])]
+    items = [getattr(item, "data", item) for item in parse.parse_series("geo.GSE9", "GSE9", [("u", path)], [])]
     tables = [t for t in items if "probe_id" in t.column_names]
     assert len(tables) > 10  # one per 64 KiB block, never the whole matrix
     assert max(t.num_rows for t in tables) < 5000 * 40 / 5
@@ -102,8 +108,8 @@ def test_geo_config_checks():
         geo.datasets({"base_url": "ftp://x/geo", "datasets": ["GSE1"]})
     with pytest.raises(ConfigError, match="GSE1 is listed twice"):
         geo.datasets({"base_url": "ftp://x/geo", "series": ["GSE1", "GSE1"]})
-    assert geo.folder_url("ftp://h/geo", "GSE105845", "matrix") == "ftp://h/geo/series/GSE105nnn/GSE105845/matrix/"
-    assert geo.folder_url("ftp://h/geo/", "GSE781", "suppl") == "ftp://h/geo/series/GSEnnn/GSE781/suppl/"
+    assert layout.folder_url("ftp://h/geo", "GSE105845", "matrix") == "ftp://h/geo/series/GSE105nnn/GSE105845/matrix/"
+    assert layout.folder_url("ftp://h/geo/", "GSE781", "suppl") == "ftp://h/geo/series/GSEnnn/GSE781/suppl/"
 
 
 # --- into the lake over FTP ---------------------------------------------------------------------
@@ -127,8 +133,10 @@ def test_series_on_two_platforms_over_ftp(lake, ftp_server, geo_tree):
     assert lake.query(
         "SELECT key, value FROM lake.geo.sample_characteristics WHERE sample_id = 'GSM11906' ORDER BY key"
     ) == [("age", "41"), ("grade", "3"), ("tissue", "tumor")]
-    listed = lake.query("SELECT file_name, size FROM lake.geo.supplementary_files WHERE sample_id IS NULL ORDER BY 1")
+    listed = lake.query("SELECT file_name, size FROM lake.geo.supplementary_files WHERE level = 'series' ORDER BY 1")
     assert listed == [("GSE781_RAW.tar", 10240), ("filelist.txt", len("#Archive/File\tName\n"))]
+    cel = lake.query("SELECT count(*) FROM lake.geo.supplementary_files WHERE level = 'sample' AND url LIKE '%.CEL.gz'")
+    assert cel == [(10,)]  # 12 samples, the first of each platform says NONE
 
 
 def test_gds_platform_and_sequencing_series_share_the_tables(lake, ftp_server):
@@ -138,28 +146,77 @@ def test_gds_platform_and_sequencing_series_share_the_tables(lake, ftp_server):
     load(lake, base, "GPL97", "platforms")
     load(lake, base, "GSE2000")  # RNA-seq: empty matrix table, metadata still loads
     load(lake, base, "GSE105845")  # only a family SOFT (the real fixture)
-    assert lake.query("SELECT dataset_id, count(*) FROM lake.geo.expression GROUP BY 1 ORDER BY 1 NULLS FIRST") == [
-        (None, 540),
-        ("GDS507", 180),
+    assert lake.query("SELECT count(*) FROM lake.geo.expression WHERE series_id = 'GSE781'") == [(540,)]
+    assert lake.query("SELECT dataset_id, series_id, count(*) FROM lake.geo.dataset_expression GROUP BY ALL") == [
+        ("GDS507", "GSE781", 180)
     ]
     assert lake.query(
-        "SELECT value FROM lake.geo.expression WHERE dataset_id = 'GDS507' AND probe_id = '1001_at' "
-        "AND sample_id = 'GSM11906'"
-    ) == [(11.5,)]
+        "SELECT identifier, value FROM lake.geo.dataset_expression "
+        "WHERE probe_id = '1001_at' AND sample_id = 'GSM11906'"
+    ) == [("GENE1", 11.5)]
+    one_value_each = lake.query("""SELECT count(*) FROM (SELECT series_id, platform_id, sample_id, probe_id
+                                   FROM lake.geo.expression GROUP BY ALL HAVING count(*) > 1)""")
+    assert one_value_each == [(0,)]  # the GDS of the series did not double its values
     assert lake.query("SELECT subset_id, count(*) FROM lake.geo.dataset_subsets GROUP BY 1 ORDER BY 1") == [
         ("GDS507_1", 3),
         ("GDS507_2", 3),
     ]
     probes = lake.query(
         "SELECT gene_title, go_function, go_function_2 FROM lake.geo.platform_probes WHERE probe_id = '1001_at'"
-    )
-    assert probes == [("prot\u00e9ine kinase", "ATP binding", "GO:0005524")]  # Latin-1 read, duplicate kept
+    )  # the real annot layout: Latin-1 read, each GO column twice (terms, then ids)
+    assert probes == [("prot\u00e9ine kinase", "ATP binding///protein binding", "GO:0005524///GO:0005515")]
     joined = lake.query("""SELECT count(*) FROM lake.geo.expression e JOIN lake.geo.platform_probes p
-                           USING (platform_id, probe_id) WHERE e.dataset_id IS NULL""")
+                           USING (platform_id, probe_id)""")
     assert joined == [(240,)]  # the GPL97 half of GSE781 joins its annotation
     assert lake.query("SELECT count(*) FROM lake.geo.samples WHERE series_id = 'GSE2000'") == [(2,)]
     assert lake.query("SELECT title, sample_ids FROM lake.geo.series WHERE series_id = 'GSE105845'") == [
         ("microRNA-seq from forebrain (ENCSR715QTV)", ["GSM2828511", "GSM2828512"])
+    ]
+
+
+def test_platform_annotation_as_ncbi_writes_it(lake, geo_tree):
+    load(lake, f"file://{geo_tree}", "GPL97", "platforms")
+    columns = [r[0] for r in lake.query("SELECT column_name FROM (DESCRIBE lake.geo.platform_probes)")]
+    assert columns == [
+        "platform_id", "probe_id", "gene_title", "gene_symbol", "gene_id", "uni_gene_title", "uni_gene_symbol",
+        "uni_gene_id", "nucleotide_title", "gi", "gen_bank_accession", "platform_cloneid", "platform_orf",
+        "platform_spotid", "chromosome_location", "chromosome_annotation", "go_function", "go_process",
+        "go_component", "go_function_2", "go_process_2", "go_component_2",
+    ]  # fmt: skip
+    assert lake.query("SELECT count(*), count(gene_symbol) FROM lake.geo.platform_probes") == [(42, 40)]
+    control = lake.query("SELECT * FROM lake.geo.platform_probes WHERE probe_id = 'AFFX-BioB-3_at'")
+    assert control == [("GPL97", "AFFX-BioB-3_at", *[None] * 20)]  # empty cells are NULL
+    assert lake.query("SELECT gene_id FROM lake.geo.platform_probes WHERE probe_id = '1005_at'") == [("6///90006",)]
+
+
+def test_every_geo_table_exists_after_the_first_load(lake, geo_tree):
+    load(lake, f"file://{geo_tree}", "GPL97", "platforms")
+    tables = {r[0] for r in lake.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'geo'")}
+    assert tables == {
+        "series", "samples", "sample_characteristics", "expression", "supplementary_files",
+        "supplementary_values", "datasets", "dataset_subsets", "dataset_expression", "platform_probes",
+    }  # fmt: skip
+    assert lake.query("SELECT count(*) FROM lake.geo.expression WHERE series_id = 'GSE781'") == [(0,)]
+    registered = lake.query("SELECT DISTINCT table_name FROM lake.omicslake.files")
+    assert registered == [("geo.platform_probes",)]  # empty tables are declared, not given files
+
+
+def test_supplementary_files_come_from_the_headers_when_suppl_cannot_be_listed(lake, geo_tree):
+    import shutil
+
+    shutil.rmtree(geo_tree / "series/GSEnnn/GSE781/suppl")
+    load(lake, f"file://{geo_tree}", "GSE781")
+    files = lake.query("SELECT level, count(*), count(size) FROM lake.geo.supplementary_files GROUP BY 1 ORDER BY 1")
+    assert files == [("sample", 10, 0), ("series", 1, 0)]
+    assert lake.query("SELECT url FROM lake.geo.supplementary_files WHERE level = 'series'") == [
+        ("ftp://ftp.ncbi.nlm.nih.gov/geo/series/GSEnnn/GSE781/suppl/GSE781_RAW.tar",)
+    ]
+
+
+def test_family_soft_series_records_its_supplementary_file(lake, geo_tree):
+    load(lake, f"file://{geo_tree}", "GSE105845")  # the real family SOFT
+    assert lake.query("SELECT level, file_name FROM lake.geo.supplementary_files WHERE series_id = 'GSE105845'") == [
+        ("series", "GSE105845_RAW.tar")
     ]
 
 
@@ -183,11 +240,10 @@ def test_changed_series_replaces_its_rows_in_one_snapshot(lake, ftp_server, geo_
     os.utime(matrix, (1, 1))
     load(lake, base, "GSE781")
     assert lake.snapshots() == before + 1
-    assert lake.query("SELECT count(*) FROM lake.geo.expression WHERE dataset_id IS NULL") == [(10 * 6 + 40 * 6,)]
-    assert lake.query("SELECT count(*) FROM lake.geo.expression WHERE dataset_id = 'GDS507'") == [(180,)]
+    assert lake.query("SELECT count(*) FROM lake.geo.expression") == [(10 * 6 + 40 * 6,)]
+    assert lake.query("SELECT count(*) FROM lake.geo.dataset_expression") == [(180,)]
     old = lake.query(
-        f"SELECT count(*) FROM lake.geo.expression AT (VERSION => {first.snapshot_id}) "
-        "WHERE series_id = 'GSE781' AND dataset_id IS NULL"
+        f"SELECT count(*) FROM lake.geo.expression AT (VERSION => {first.snapshot_id}) WHERE series_id = 'GSE781'"
     )
     assert old == [(540,)]
 

@@ -1,1 +1,32 @@
-"""One module per upstream; each exposes `plan(name, cfg, workdir, previous, settings)`."""
+"""The source registry: each source's module and what its jobs need.
+
+Rules (`rules/ingest.smk`), config checks (`omicslake.config`) and the download resources
+derive from it. A new source is its module, one line here, a block in `config/schema.yaml`,
+one `use rule ingest as ingest_<source>`, its tests and its README section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from omicslake.sources import geo, http
+from omicslake.sources.base import Source
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    module: Source
+    mem_mb: int  # first attempt of an ingest job; grows with each attempt
+    runtime: int  # minutes, first attempt
+    downloads: int  # parallel downloads from this upstream (resource `downloads_<name>`), and the probe's pool
+    conda: str = "envs/omicslake.yaml"
+
+
+SOURCES = {
+    spec.name: spec
+    for spec in [
+        SourceSpec("http", http, mem_mb=2000, runtime=60, downloads=4),
+        SourceSpec("geo", geo, mem_mb=4000, runtime=120, downloads=2),
+    ]
+}

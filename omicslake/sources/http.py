@@ -1,4 +1,4 @@
-"""Plain HTTP(S) and `file://` tables: one URL becomes one lake table `http.<name>`.
+"""Plain HTTP(S) and `file:` tables: one URL becomes one lake table `http.<name>`.
 
 Config (one entry of `sources.http`): name, url, format (inferred from the URL when absent),
 sha256 (optional, verified), null_values (optional extra NULL markers, e.g. "-").
@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dlt
-
+from omicslake import download
 from omicslake.config import ConfigError
-from omicslake.download import DownloadSettings, fetch
+from omicslake.download import DownloadSettings
 from omicslake.errors import DatasetError
-from omicslake.formats import infer_format, read_batches
-from omicslake.ingest import Plan
-from omicslake.manifest import Receipt
+from omicslake.manifest import Receipt, Upstream
+from omicslake.sources.base import Dataset, Plan
 
 
 def datasets(block: list[dict]) -> dict[str, dict]:
@@ -31,32 +29,29 @@ def datasets(block: list[dict]) -> dict[str, dict]:
     return {entry["name"]: entry for entry in block}
 
 
-@dlt.source(name="http")
-def http_source(dataset: str, name: str, path: Path, fmt: str, null_values: list[str] | None):
-    """One resource, `name`: the file's rows as Arrow batches."""
-
-    @dlt.resource(name=name, write_disposition="append")
-    def table():
-        yield from read_batches(dataset, path, fmt, null_values)
-
-    return table
+def probe(dataset: Dataset, entry: dict, previous: list[Upstream] | None, settings: DownloadSettings) -> list[Upstream]:
+    return [download.probe(str(dataset), entry["url"], settings, previous[0] if previous else None)]
 
 
-def plan(name: str, cfg: dict, workdir: Path, previous: Receipt | None, settings: DownloadSettings) -> Plan | None:
-    dataset = f"http.{name}"
-    url = cfg["url"]
-    fmt = cfg.get("format") or infer_format(url)
+def plan(
+    dataset: Dataset, entry: dict, workdir: Path, previous: Receipt | None, settings: DownloadSettings
+) -> Plan | None:
+    import dlt
+
+    from omicslake.formats import infer_format, read_batches
+
+    url = entry["url"]
+    fmt = entry.get("format") or infer_format(url)
     if not fmt:
-        raise DatasetError(dataset, "cannot infer the format from the URL: set `format`", url)
-    fetched = fetch(
-        dataset,
-        url,
-        workdir / "download",
-        cfg.get("sha256"),
-        previous.upstream[0] if previous and previous.upstream else None,
-        settings,
-    )
+        raise DatasetError(str(dataset), "cannot infer the format from the URL: set `format`", download.public(url))
+    last = previous.upstream[0] if previous and previous.upstream else None
+    fetched = download.fetch(str(dataset), url, workdir / "download", settings, entry.get("sha256"), last)
     if fetched.path is None:
         return None
-    source = http_source(dataset, name, fetched.path, fmt, cfg.get("null_values"))
-    return Plan([fetched.upstream], source)
+
+    @dlt.resource(name=dataset.name, write_disposition="append")
+    def table():
+        """The file's rows as Arrow batches."""
+        yield from read_batches(str(dataset), fetched.path, fmt, entry.get("null_values"))
+
+    return Plan([fetched.upstream], table)

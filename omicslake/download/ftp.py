@@ -1,0 +1,129 @@
+"""FTP: listings (MLSD, or NLST + SIZE + MDTM) and downloads resumed with REST, retried on 4xx
+replies, timeouts and dropped connections; 5xx replies (550 no such file) are final.
+
+fsspec's FTP filesystem makes the connection; its `ls` is not used (it turns a passing 4xx into an
+empty folder), and dlt's filesystem source cannot read ftp:// (no mtime reader for FTP, dlt#2955).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import time
+from urllib.parse import unquote, urlparse
+
+from omicslake.download import CHUNK, DownloadSettings, NotFound, Part, login, public
+from omicslake.errors import DatasetError, first_line
+from omicslake.manifest import Upstream
+
+
+class IncompleteTransfer(OSError):
+    """The server ended a transfer early without saying so."""
+
+
+TRANSIENT = (ftplib.error_temp, ftplib.error_reply, ftplib.error_proto, EOFError, OSError)
+
+
+def call(dataset: str, url: str, settings: DownloadSettings, action):
+    """Run `action(ftp, path)` on a fresh connection, retried with backoff on passing failures."""
+    import fsspec
+
+    parsed, credentials = urlparse(url), login(url)
+    user, password = credentials or (None, None)  # anonymous
+    for attempt in range(settings.retries + 1):
+        try:
+            fs = fsspec.filesystem(
+                "ftp",
+                host=parsed.hostname,
+                port=parsed.port or 21,
+                username=user,
+                password=password,
+                timeout=settings.timeout_seconds,
+                skip_instance_cache=True,
+            )
+            try:
+                return action(fs.ftp, unquote(parsed.path))
+            finally:
+                with contextlib.suppress(*TRANSIENT, ftplib.Error):
+                    fs.ftp.quit()
+        except ftplib.error_perm as e:
+            if str(e).startswith("550"):
+                raise NotFound(dataset, f"not found on the FTP server ({first_line(e)})", public(url)) from e
+            raise DatasetError(dataset, f"the FTP server refused: {first_line(e)}", public(url)) from e
+        except TRANSIENT as e:
+            if attempt == settings.retries:
+                raise DatasetError(dataset, f"FTP failed {attempt + 1} times: {first_line(e)}", public(url)) from e
+            time.sleep(min(60.0, settings.backoff_seconds * 2**attempt))
+
+
+def listing(dataset: str, url: str, settings: DownloadSettings) -> list[Upstream]:
+    base = public(url).rstrip("/")
+
+    def ls(ftp, path):
+        files = [
+            Upstream(f"{base}/{name}", size=size, last_modified=modified) for name, size, modified in entries(ftp, path)
+        ]
+        return sorted(files, key=lambda f: f.url)
+
+    return call(dataset, url, settings, ls)
+
+
+def entries(ftp: ftplib.FTP, path: str) -> list[tuple[str, int | None, str | None]]:
+    """(name, size, modification time) of the files in `path`.
+
+    MLSD where the server has it; else NLST with SIZE and MDTM per file (LIST's dates change
+    format after six months, which would look like a change). Replies other than 550 propagate,
+    so a passing 4xx is retried, never taken for an empty folder.
+    """
+    try:
+        return [
+            (name, int(facts["size"]) if "size" in facts else None, facts.get("modify"))
+            for name, facts in ftp.mlsd(path, facts=["type", "size", "modify"])
+            if facts.get("type") == "file"
+        ]
+    except ftplib.error_perm as e:
+        if not str(e).startswith(("500", "501", "502")):
+            raise  # 550: no such folder
+    names = [n.rsplit("/", 1)[-1] for n in ftp.nlst(path)]
+    ftp.voidcmd("TYPE I")  # SIZE needs binary mode (NLST just switched to ASCII)
+    files = []
+    for name in names:
+        try:
+            size = ftp.size(f"{path.rstrip('/')}/{name}")
+        except ftplib.error_perm:
+            continue  # a folder
+        files.append((name, size, ftp.voidcmd(f"MDTM {path.rstrip('/')}/{name}")[4:].strip()))
+    return files
+
+
+def probe(dataset: str, url: str, settings: DownloadSettings, previous: Upstream | None) -> Upstream:
+    folder, _, name = url.rpartition("/")
+    found = [f for f in listing(dataset, folder + "/", settings) if f.url.endswith("/" + name)]
+    if not found:
+        raise NotFound(dataset, "not found on the FTP server", public(url))
+    return found[0]
+
+
+def download(
+    dataset: str, remote: Upstream, part: Part, settings: DownloadSettings, previous: Upstream | None
+) -> Upstream:
+    """RETR into `part`, resumed with REST from what an earlier attempt of the same version left."""
+    identity = {"url": public(remote.url), "size": remote.size, "modified": remote.last_modified}
+    if part.identity() != identity:
+        part.discard()  # a partial download of another version of the file
+
+    def retrieve(ftp, path):
+        have = part.size()
+        if remote.size is not None and have == remote.size:
+            return  # whole already (killed before the rename)
+        if remote.size is not None and have > remote.size:
+            have = 0
+        with part.open(identity, resume=have > 0) as out:
+            ftp.voidcmd("TYPE I")
+            ftp.retrbinary(f"RETR {path}", out.write, blocksize=CHUNK, rest=have or None)
+        if remote.size is not None and part.size() != remote.size:
+            raise IncompleteTransfer(f"got {part.size()} of {remote.size} bytes")
+
+    call(dataset, remote.url, settings, retrieve)
+    part.finish()
+    return remote

@@ -1,0 +1,136 @@
+"""HTTP(S): retries, backoff and Retry-After come from dlt's requests helper; this module adds
+resuming a body that broke off (Range + If-Range), and conditional GET (ETag / Last-Modified)."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from omicslake.download import CHUNK, DownloadSettings, NotFound, Part, login, public
+from omicslake.errors import DatasetError
+from omicslake.manifest import Upstream
+
+RESUMABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def session(url: str, settings: DownloadSettings) -> requests.Session:
+    from dlt.sources.helpers.requests import Client  # imported here: dlt is heavy, the DAG never needs it
+
+    client = Client(
+        request_timeout=settings.timeout_seconds,
+        request_max_attempts=settings.retries + 1,
+        request_backoff_factor=settings.backoff_seconds,
+        request_max_retry_delay=max(60.0, settings.backoff_seconds),
+        raise_for_status=False,
+    )
+    client.session.auth = login(url)  # None: requests falls back to ~/.netrc
+    return client.session
+
+
+def listing(dataset: str, url: str, settings: DownloadSettings) -> list[Upstream]:
+    raise DatasetError(dataset, "an HTTP server cannot list a folder", public(url))
+
+
+def described(url: str, response: requests.Response) -> Upstream:
+    return Upstream(
+        url,
+        size=content_total(response),
+        etag=response.headers.get("ETag"),
+        last_modified=response.headers.get("Last-Modified"),
+    )
+
+
+def conditional(previous: Upstream | None) -> dict:
+    """If-None-Match / If-Modified-Since for the version `previous` describes."""
+    headers = {}
+    if previous and previous.etag:
+        headers["If-None-Match"] = previous.etag
+    if previous and previous.last_modified:
+        headers["If-Modified-Since"] = previous.last_modified
+    return headers
+
+
+def get(dataset: str, url: str, session: requests.Session, headers: dict, settings: DownloadSettings):
+    try:
+        return session.get(url, headers={"Accept-Encoding": "identity", **headers}, stream=True)
+    except RESUMABLE as e:
+        raise DatasetError(
+            dataset, f"cannot reach server after {settings.retries + 1} attempts: {e}", public(url)
+        ) from e
+
+
+def failed(dataset: str, url: str, response: requests.Response) -> DatasetError:
+    error = NotFound if response.status_code in (404, 410) else DatasetError
+    return error(dataset, f"HTTP {response.status_code} {response.reason or ''}".strip(), public(url))
+
+
+def probe(dataset: str, url: str, settings: DownloadSettings, previous: Upstream | None) -> Upstream:
+    """A conditional GET whose body is not read: 304 means `previous`, else the new validators."""
+    with get(dataset, url, session(url, settings), conditional(previous), settings) as response:
+        if response.status_code == 304 and previous:
+            return previous
+        if response.status_code != 200:
+            raise failed(dataset, url, response)
+        return described(public(url), response)
+
+
+def download(
+    dataset: str, remote: Upstream, part: Part, settings: DownloadSettings, previous: Upstream | None
+) -> Upstream | None:
+    """Download into `part`, resuming what an earlier attempt left; None when the server says 304."""
+    url, http = remote.url, session(remote.url, settings)
+    resume = part.identity()
+    if resume.get("url") != url:
+        part.discard()
+        resume = {}
+    for attempt in range(settings.retries + 1):
+        have = part.size()
+        validator = resume.get("etag") or resume.get("last_modified")
+        if have and validator:
+            headers = {"Range": f"bytes={have}-", "If-Range": validator}
+        else:
+            headers = {} if have else conditional(previous)
+        with get(dataset, url, http, headers, settings) as response:
+            if response.status_code == 304 and previous:
+                return None
+            if "Range" in headers and response.status_code not in (200, 206):
+                part.discard()  # e.g. 416 for a part that was already whole: start over
+                resume = {}
+                continue
+            if response.status_code not in (200, 206):
+                raise failed(dataset, url, response)
+            appending = response.status_code == 206 and response.headers.get("Content-Range", "").startswith(
+                f"bytes {have}-"
+            )  # else the server ignored the Range: start over
+            current = described(public(url), response)
+            resume = {"url": url, "etag": current.etag, "last_modified": current.last_modified}
+            try:
+                with part.open(resume, appending) as out:
+                    for block in response.iter_content(CHUNK):
+                        out.write(block)
+            except RESUMABLE as e:
+                if attempt == settings.retries:
+                    raise DatasetError(
+                        dataset, f"download broke off {settings.retries + 1} times: {e}", public(url)
+                    ) from e
+                time.sleep(min(60.0, settings.backoff_seconds * 2**attempt))
+                continue
+            if current.size is not None and part.size() != current.size:
+                if attempt == settings.retries:
+                    raise DatasetError(
+                        dataset, f"incomplete download: {part.size()} of {current.size} bytes", public(url)
+                    )
+                continue
+            part.finish()
+            return current
+    raise DatasetError(dataset, f"download failed {settings.retries + 1} times", public(url))
+
+
+def content_total(response: requests.Response) -> int | None:
+    """Total size of the resource from Content-Range (206) or Content-Length (200)."""
+    if response.status_code == 206:
+        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+        return int(total) if total.isdigit() else None
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None

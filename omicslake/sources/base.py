@@ -1,0 +1,59 @@
+"""The contract every source keeps, as code.
+
+A source is a module (or package) under `omicslake.sources` with three functions:
+
+    datasets(block) -> {name: entry}   its datasets from its block of `sources:` in the config
+                                       (light: the DAG is built from this, without dlt or pyarrow)
+    probe(dataset, entry, previous, settings) -> [Upstream]
+                                       what its upstream files are now (conditional GET, FTP
+                                       listing, API version), without downloading them
+    plan(dataset, entry, workdir, previous, settings) -> Plan | None
+                                       fetch what changed since the receipt `previous` (None: nothing)
+                                       and return the dlt source that yields its tables as Arrow
+
+Heavy libraries (dlt, pyarrow, ...) are imported inside `plan()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Protocol
+
+from omicslake.download import DownloadSettings, same_version
+from omicslake.manifest import Receipt, Upstream
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    source: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.source}.{self.name}"
+
+
+@dataclasses.dataclass
+class Plan:
+    upstream: list[Upstream]  # every upstream file the load stands for (fetched or only listed)
+    source: Any  # a dlt source or resource yielding Arrow tables (marked with their table names)
+
+
+class Source(Protocol):
+    def datasets(self, block: Any) -> dict[str, dict]: ...
+
+    def probe(
+        self, dataset: Dataset, entry: dict, previous: list[Upstream] | None, settings: DownloadSettings
+    ) -> list[Upstream]: ...
+
+    def plan(
+        self, dataset: Dataset, entry: dict, workdir: Path, previous: Receipt | None, settings: DownloadSettings
+    ) -> Plan | None: ...
+
+
+def unchanged(previous: list[Upstream] | None, current: list[Upstream]) -> bool:
+    """Is `current` the same set of files, each in the same version, as `previous`?"""
+    if previous is None:
+        return False
+    before = {u.url: u for u in previous}
+    return before.keys() == {u.url for u in current} and all(same_version(before[u.url], u) for u in current)
