@@ -1,5 +1,6 @@
 # Omicslake: public omics data -> dlt -> staging Parquet -> zero-copy DuckLake.
-# Data flow: config -> rules/<source>.smk (ingest, one job per dataset) -> rules/register.smk.
+# Data flow: config -> rules/ingest.smk (probe_<source> every run; ingest_<source> per changed dataset)
+# -> rules/register.smk (one snapshot per load).
 
 
 from snakemake.utils import min_version
@@ -11,12 +12,11 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
-include: "rules/http.smk"
-include: "rules/geo.smk"
+include: "rules/ingest.smk"
 include: "rules/register.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_receipts(),
+        all_targets(),

@@ -1,4 +1,6 @@
+import os
 import sys
+import time
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -6,9 +8,19 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)  # the omicslake package beside this Snakefile
 
 from omicslake import config as omicslake_config
+from omicslake.sources import SOURCES
 
 validate(config, schema="../config/schema.yaml")
 omicslake_config.check(config)
+
+# This invocation: each source's probe writes a new report, so the probes (and only they) run every time.
+RUN = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+
+# Per-upstream download limits and one catalog writer, unless --resources or a profile says otherwise.
+# (Snakemake has no public API for a workflow's default global resources; `global_resources` is it.)
+for _source in SOURCES.values():
+    workflow.global_resources.setdefault(f"downloads_{_source.name}", _source.downloads)
+workflow.global_resources.setdefault("catalog_writer", 1)
 
 
 wildcard_constraints:
@@ -24,20 +36,54 @@ def log_path(path):
     return str(Path(config["logs"], path))
 
 
-def all_receipts():
-    return [
+def configured_sources():
+    return sorted({source for source, _ in omicslake_config.datasets(config)})
+
+
+def all_targets():
+    """Every dataset's receipt, and this run's probe report of every source."""
+    receipts = [
         staging_path(f"{source}/{name}/receipt.json")
         for source, name in omicslake_config.datasets(config)
     ]
+    return receipts + [
+        staging_path(f"{source}/probe/{RUN}.json") for source in configured_sources()
+    ]
 
 
-def dataset_config(source):
-    """Params helper: the config entry of the job's dataset."""
+def after_probe(pattern):
+    """Input helper: the file `pattern` names, once this run's probe of the source has decided which
+    stamps changed. Jobs re-executed on a cluster node or in a subprocess are not main processes
+    and need no probe: their inputs exist."""
 
     def get(wildcards):
-        return omicslake_config.dataset_config(config, source, wildcards.name)
+        if workflow.is_main_process:
+            getattr(checkpoints, f"probe_{wildcards.source}").get(run=RUN)
+        return staging_path(pattern.format(**wildcards))
 
     return get
+
+
+def source_datasets(source):
+    """Params helper: every dataset entry of a source, by name."""
+    return (
+        omicslake_config.source_datasets(config, source)
+        if source in config["sources"]
+        else {}
+    )
+
+
+def stamps(source):
+    """Params helper: the stamp file of every dataset of a source, by name."""
+    return {
+        name: staging_path(f"{source}/{name}/stamp.json")
+        for name in source_datasets(source)
+    }
+
+
+def dataset_config(wildcards):
+    """Params helper: the config entry of the job's dataset."""
+    return omicslake_config.dataset_config(config, wildcards.source, wildcards.name)
 
 
 def by_attempt(base):
@@ -47,3 +93,17 @@ def by_attempt(base):
         return base * attempt
 
     return scaled
+
+
+def ingest_resources(source):
+    """Resources of `ingest_<source>` from the source registry."""
+    spec = SOURCES[source]
+    return {
+        f"downloads_{source}": 1,
+        "mem_mb": by_attempt(spec.mem_mb),
+        "runtime": by_attempt(spec.runtime),
+    }
+
+
+def source_env(source):
+    return f"../{SOURCES[source].conda}"

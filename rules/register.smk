@@ -1,6 +1,6 @@
 rule register:
     input:
-        manifest=staging_path("{source}/{name}/manifest.json"),
+        manifest=after_probe("{source}/{name}/manifest.json"),
     output:
         receipt=staging_path("{source}/{name}/receipt.json"),
     log:

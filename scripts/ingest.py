@@ -11,7 +11,7 @@ from omicslake.ingest import ingest
 jobs.run(
     snakemake.log[0],
     ingest,
-    snakemake.params.source,
+    snakemake.wildcards.source,
     snakemake.wildcards.name,
     snakemake.params.dataset,
     snakemake.output.manifest,

@@ -1,5 +1,7 @@
 import gzip
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +120,15 @@ def workflow_config(workdir: Path, sources: dict, **download) -> dict:
         "download": {"retries": 2, "backoff_seconds": 0.05, "timeout_seconds": 10, **download},
         "sources": sources,
     }
+
+
+def probe_report(workdir: Path, source: str) -> dict:
+    """What the last probe of `source` said of each dataset."""
+    reports = sorted((workdir / "staging" / source / "probe").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(reports[-1].read_text())["datasets"]
+
+
+def started_jobs(result: subprocess.CompletedProcess) -> list[tuple[str, str]]:
+    """(rule, dataset name) of every ingest and register job a snakemake run started, sorted."""
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    wildcards: .*name=(\w+)", result.stderr, re.M)
+    return sorted((rule, name) for rule, name in jobs if rule != "all")

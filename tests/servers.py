@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import email.utils
 import hashlib
@@ -24,6 +25,7 @@ class Resource:
     retry_after: str | None = None  # Retry-After header sent with failures
     drop_after: int | None = None  # first full response: close the connection after this many bytes
     stall: list[float] = dataclasses.field(default_factory=list)  # seconds to wait before answering, per request
+    login: str | None = None  # "user:password" required as HTTP Basic auth
 
     @property
     def etag(self) -> str:
@@ -40,6 +42,8 @@ class HTTPServer:
     def __init__(self):
         self.resources: dict[str, Resource] = {}
         self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        self.in_flight = self.max_in_flight = 0  # requests being answered at once
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -61,7 +65,14 @@ class HTTPServer:
                     "time": time.monotonic(),
                 }
                 server.requests.append(self.entry)
-                server.respond(self, head)
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    server.respond(self, head)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.handle_error = lambda request, address: None  # dropped connections are the point
@@ -87,6 +98,9 @@ class HTTPServer:
         res = self.resources.get(handler.path)
         if res is None:
             return send(handler, 404, b"not found")
+        expected = "Basic " + base64.b64encode(res.login.encode()).decode() if res.login else None
+        if expected and handler.headers.get("Authorization") != expected:
+            return send(handler, 401, b"login required", {"WWW-Authenticate": 'Basic realm="test"'})
         if res.stall:
             time.sleep(res.stall.pop(0))
         if res.fail:
@@ -136,14 +150,14 @@ def send(handler, status: int, body: bytes, headers: dict | None = None, head: b
 
 
 class FTPServer:
-    """pyftpdlib serving `root` anonymously on 127.0.0.1, with fault injection.
+    """pyftpdlib serving `root` on 127.0.0.1 (anonymously, or to `login` only), with fault injection.
 
     `refuse` answers that many logins with 421; `truncate[name] = n` serves only the first n bytes
     of a file on its first RETR (the transfer still ends with 226, as a dropped data connection can).
     Every command is logged in `commands` as (cmd, arg).
     """
 
-    def __init__(self, root):
+    def __init__(self, root, login: tuple[str, str] | None = None):
         from pyftpdlib.authorizers import DummyAuthorizer
         from pyftpdlib.filesystems import AbstractedFS
         from pyftpdlib.handlers import FTPHandler
@@ -186,7 +200,10 @@ class FTPServer:
                 return super().pre_process_command(line, cmd, arg)
 
         authorizer = DummyAuthorizer()
-        authorizer.add_anonymous(str(root))
+        if login:
+            authorizer.add_user(*login, str(root), perm="elr")  # no anonymous access
+        else:
+            authorizer.add_anonymous(str(root))
         Handler.authorizer = authorizer
         Handler.banner = "omicslake test FTP"
         quiet = logging.getLogger("pyftpdlib")  # with a handler, pyftpdlib leaves logging alone

@@ -126,3 +126,31 @@ def test_a_whole_part_left_by_a_kill_before_the_rename_is_not_stuck_on_416(http_
     (folder / "whole.bin.part.json").write_text(json.dumps({"url": url, "etag": res.etag, "last_modified": None}))
     assert get(url, tmp_path, checksum=SHA).path.read_bytes() == BODY
     assert [r["status"] for r in http_server.hits("/whole.bin")] == [416, 200]
+
+
+@pytest.mark.parametrize("published", ["md5:{}", "{}", "MD5:{}"])
+def test_a_published_md5_is_verified(http_server, tmp_path, published):
+    url = http_server.add("/z.bin", BODY)
+    md5 = hashlib.md5(BODY).hexdigest()
+    got = get(url, tmp_path, checksum=published.format(md5))
+    assert got.upstream.checksum == f"md5:{md5}"  # the lake records what was checked
+    with pytest.raises(DatasetError, match=r"http\.x: .*/z\.bin: md5 mismatch: expected f{32}, got " + md5):
+        get(url, tmp_path / "again", checksum="md5:" + "f" * 32)
+    assert not any((tmp_path / "again" / "download").iterdir())
+
+
+def test_an_unreadable_checksum_is_an_error(http_server, tmp_path):
+    url = http_server.add("/y.bin", BODY)
+    with pytest.raises(DatasetError, match="cannot read checksum 'crc32:1234'"):
+        get(url, tmp_path, checksum="crc32:1234")
+
+
+def test_a_password_in_the_url_is_used_but_never_recorded(http_server, tmp_path):
+    http_server.add("/private.bin", BODY, login="me:pa55word")
+    url = f"http://me:pa55word@127.0.0.1:{http_server.port}/private.bin"
+    got = get(url, tmp_path)
+    assert got.path.read_bytes() == BODY
+    assert got.upstream.url == f"http://127.0.0.1:{http_server.port}/private.bin"
+    with pytest.raises(DatasetError) as failed:
+        get(url.replace("pa55word", "wrong"), tmp_path / "again")
+    assert "HTTP 401" in str(failed.value) and "wrong" not in str(failed.value)

@@ -2,7 +2,6 @@
 
 import gzip
 import os
-import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +12,7 @@ from omicslake.errors import DatasetError
 from omicslake.sources import geo
 from omicslake.sources.geo import layout, parse, soft
 from tests import geo_tree as tree
-from tests.conftest import run_snakemake, workflow_config
+from tests.conftest import probe_report, run_snakemake, started_jobs, workflow_config
 
 FIXTURES = tree.FIXTURES
 
@@ -335,9 +334,19 @@ def test_workflow_with_series_gds_and_platform(tmp_path, ftp_server, geo_tree):
     got = lake.query("SELECT value FROM lake.geo.expression WHERE probe_id = '1003_at' AND sample_id = 'GSM11807'")
     assert got == [(matrix_value(matrix, "1003_at", "GSM11807"),)]
     snapshots = lake.snapshots()
-    assert run_snakemake(tmp_path, config).returncode == 0
+    ftp_server.commands.clear()
+    rerun = run_snakemake(tmp_path, config)
+    assert rerun.returncode == 0
     assert lake.snapshots() == snapshots
-    assert re.search(r"geo\.GSE781: upstream unchanged", (tmp_path / "logs/ingest/geo/GSE781.log").read_text())
+    assert "rule ingest_geo" not in rerun.stderr and "rule register" not in rerun.stderr
+    assert set(probe_report(tmp_path, "geo").values()) == {"unchanged"}
+    assert not [c for c in ftp_server.commands if c[0] == "RETR"]  # folder listings only
+
+    os.utime(matrix, (1e9, 1e9))  # a new date: GEO touched the series
+    changed = run_snakemake(tmp_path, config)
+    assert changed.returncode == 0
+    assert started_jobs(changed) == [("ingest_geo", "GSE781"), ("register", "GSE781")]  # that dataset only
+    assert lake.snapshots() == snapshots  # same values: the register job found the content unchanged
 
 
 @pytest.mark.parametrize("offset", range(-20, 4))

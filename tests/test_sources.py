@@ -1,0 +1,54 @@
+"""The source seam: every registered source is complete, and building the DAG stays light."""
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from omicslake.sources import SOURCES
+from omicslake.sources.base import Source
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def rules() -> set[str]:
+    out = subprocess.run(
+        [str(REPO / ".venv/bin/snakemake") if (REPO / ".venv").exists() else "snakemake", "--list-rules"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(out.split())
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_a_registered_source_has_its_contract_schema_rules_readme_and_tests(source, rules):
+    spec = SOURCES[source]
+    for function in ("datasets", "probe", "plan"):
+        expected = inspect.signature(getattr(Source, function)).parameters
+        got = inspect.signature(getattr(spec.module, function)).parameters
+        assert list(got) == [p for p in expected if p != "self"], f"{source}.{function}{tuple(got)}"
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    assert source in schema["properties"]["sources"]["properties"], f"config/schema.yaml has no sources.{source}"
+    assert {f"probe_{source}", f"ingest_{source}"} <= rules
+    assert f"\n### `{source}`" in (REPO / "README.md").read_text(), f"README.md has no section ### `{source}`"
+    assert (REPO / "tests" / f"test_{source}.py").exists()
+    assert (REPO / spec.conda).exists()
+
+
+def test_building_the_dag_imports_neither_dlt_nor_pyarrow():
+    """What the Snakefile runs to plan jobs: the config check and every source's datasets()."""
+    code = """
+import sys
+from omicslake import config
+from omicslake.sources import SOURCES
+cfg = {"sources": {"http": [{"name": "a", "url": "file:a.csv"}],
+                   "geo": {"base_url": "ftp://h/geo", "series": ["GSE1"], "platforms": ["GPL2"]}}}
+config.check(cfg)
+heavy = [m for m in ("dlt", "pyarrow", "duckdb", "requests", "fsspec") if m in sys.modules]
+assert not heavy, heavy
+"""
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
