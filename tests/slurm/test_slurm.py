@@ -47,19 +47,24 @@ def test_workflow_runs_its_ingest_jobs_on_slurm(tmp_path, cluster):
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = [job for job in cluster.jobs() if job["id"] not in before]
     assert sorted(job["comment"] for job in jobs) == [
-        "rule_ingest_http_wildcards_expression",
-        "rule_ingest_http_wildcards_gene_info",
-        "rule_ingest_http_wildcards_samples",
-    ]
-    assert {job["state"] for job in jobs} == {"COMPLETED"}  # registration ran on the submit host
+        "rule_ingest_http_wildcards_http_expression",
+        "rule_ingest_http_wildcards_http_gene_info",
+        "rule_ingest_http_wildcards_http_samples",
+    ]  # probe and registration ran on the submit host
+    assert {job["state"] for job in jobs} == {"COMPLETED"}
     lake = Lake(tmp_path / "results" / "demo")  # the demo config's lake
     assert lake.query("SELECT count(*) FROM lake.http.expression JOIN lake.http.samples USING (sample_id)") == [(30,)]
     assert (tmp_path / "results" / "demo" / "logs" / "ingest" / "http" / "samples.log").exists()
 
+    submitted = {job["id"] for job in cluster.jobs()}
+    rerun = slurm_run(tmp_path, config, cluster)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert {job["id"] for job in cluster.jobs()} == submitted  # nothing changed: nothing submitted
+
 
 def test_a_job_slurm_kills_for_time_comes_back_with_more_and_others_are_registered(tmp_path, cluster, http_server):
     """The first attempt stalls past its 1-minute limit; SLURM kills it; the second gets more."""
-    slow = http_server.add("/slow.csv", b"a,b\n1,x\n2,y\n", stall=[150])
+    slow = http_server.add("/slow.csv", b"a,b\n1,x\n2,y\n", stall=[0, 150])  # the probe's GET, then the job's
     steady = http_server.add("/steady.csv", b"c\n3\n")
     sources = {"http": [{"name": "slow", "url": slow}, {"name": "steady", "url": steady}]}
     config = workflow_config(tmp_path, sources, retries=0, timeout_seconds=300)
