@@ -37,10 +37,12 @@ table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(skip_rows=skip),
 # (the !series_matrix_table_end line is skipped as an invalid row)
 probes, samples = table.column(0), table.column_names[1:]
 n = table.num_rows
+# ids dictionary-encoded, as omicslake writes them (plain strings would make the bound slower)
 long = pa.table({
     "sample_id": pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(len(samples), dtype=np.int32), n)),
-                                                pa.array(samples)).cast(pa.string()),
-    "probe_id": pa.concat_arrays([probes.combine_chunks()] * len(samples)),
+                                                pa.array(samples)),
+    "probe_id": pa.DictionaryArray.from_arrays(pa.array(np.tile(np.arange(n, dtype=np.int32), len(samples))),
+                                               probes.combine_chunks().cast(pa.string())),
     "value": pa.concat_arrays([table.column(s).combine_chunks().cast(pa.float64()) for s in samples]),
 })
 pq.write_table(long, out)

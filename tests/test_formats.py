@@ -1,7 +1,10 @@
 """Reading csv/tsv/parquet/jsonl/json (plain or gzip) as Arrow batches, and failing clearly."""
 
 import gzip
+import itertools
 import json
+import threading
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -111,3 +114,27 @@ def test_malformed_json(tmp_path):
     path.write_text('[{"a": 1},')
     with pytest.raises(DatasetError, match=r"r\.json: malformed json"):
         table(path, "json")
+
+
+def test_read_ahead_keeps_order_bounds_the_lead_and_passes_errors_on():
+    from omicslake.formats import read_ahead
+
+    produced = []
+
+    def items():
+        for i in range(10):
+            produced.append(i)
+            yield i
+        raise ValueError("malformed at 10")
+
+    stream = read_ahead(items(), depth=2)
+    assert next(stream) == 0
+    time.sleep(0.2)
+    assert len(produced) <= 1 + 2 + 1  # the one consumed, two queued, one waiting to be queued
+    assert list(itertools.islice(stream, 9)) == list(range(1, 10))
+    with pytest.raises(ValueError, match="malformed at 10"):
+        next(stream)
+    early = read_ahead(iter(range(1000)), depth=2)
+    assert next(early) == 0
+    early.close()  # the consumer stops: the producer thread ends too
+    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]

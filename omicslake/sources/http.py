@@ -38,7 +38,7 @@ def plan(
 ) -> Plan | None:
     import dlt
 
-    from omicslake.formats import infer_format, read_batches
+    from omicslake.formats import infer_format, read_ahead, read_batches
 
     url = entry["url"]
     fmt = entry.get("format") or infer_format(url)
@@ -52,6 +52,6 @@ def plan(
     @dlt.resource(name=dataset.name, write_disposition="append")
     def table():
         """The file's rows as Arrow batches."""
-        yield from read_batches(str(dataset), fetched.path, fmt, entry.get("null_values"))
+        yield from read_ahead(read_batches(str(dataset), fetched.path, fmt, entry.get("null_values")))
 
     return Plan([fetched.upstream], table)

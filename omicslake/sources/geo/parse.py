@@ -13,7 +13,7 @@ import dlt
 import pyarrow as pa
 
 from omicslake.errors import DatasetError, first_line
-from omicslake.formats import infer_format, read_batches
+from omicslake.formats import infer_format, read_ahead, read_batches
 from omicslake.manifest import Upstream
 from omicslake.reshape import constant, melt, tiled
 from omicslake.sources.geo import soft
@@ -34,7 +34,7 @@ def geo_source(
 
     def tables() -> Iterator:
         filled = set()
-        for item in rows(dataset, accession, kind, files, supplementary, listed):
+        for item in read_ahead(rows(dataset, accession, kind, files, supplementary, listed)):
             filled.add(item.meta.table_name)
             yield item
         for name in TABLES.keys() - filled:
