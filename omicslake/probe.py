@@ -18,7 +18,7 @@ from omicslake.download import DownloadSettings
 from omicslake.errors import OmicslakeError, first_line
 from omicslake.manifest import Upstream, utc_now
 from omicslake.sources import SOURCES
-from omicslake.sources.base import Dataset, unchanged
+from omicslake.sources.base import Dataset, settled, unchanged
 
 log = logging.getLogger("omicslake")
 
@@ -85,7 +85,7 @@ def keep_latest(folder: Path, pattern: str, keep: int = 10) -> None:
 
 
 def probe_dataset(module, dataset: Dataset, entry: dict, path: Path, settings: DownloadSettings) -> str:
-    entry = {key: value for key, value in entry.items() if value is not None}  # as ingest sees it
+    entry = settled(entry)  # as ingest sees it
     old = Stamp.read(path)
     same_config = old is not None and old.config == entry and not old.error
     error, current = None, []

@@ -157,7 +157,7 @@ class FTPServer:
     Every command is logged in `commands` as (cmd, arg).
     """
 
-    def __init__(self, root, login: tuple[str, str] | None = None):
+    def __init__(self, root, login: tuple[str, str] | None = None, idle_timeout: float = 300):
         from pyftpdlib.authorizers import DummyAuthorizer
         from pyftpdlib.filesystems import AbstractedFS
         from pyftpdlib.handlers import FTPHandler
@@ -205,6 +205,7 @@ class FTPServer:
         else:
             authorizer.add_anonymous(str(root))
         Handler.authorizer = authorizer
+        Handler.timeout = idle_timeout
         Handler.banner = "omicslake test FTP"
         quiet = logging.getLogger("pyftpdlib")  # with a handler, pyftpdlib leaves logging alone
         quiet.addHandler(logging.NullHandler())

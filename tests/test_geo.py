@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -259,6 +260,22 @@ def test_a_passing_4xx_on_a_listing_is_retried_not_taken_for_an_empty_folder(lak
     load(lake, ftp_server.url("geo"), "GSE781")
     assert lake.query("SELECT count(*) FROM lake.geo.expression") == [(540,)]
     assert [c for c in ftp_server.commands if c[0] == "MLSD"][:2] == [("MLSD", "/geo/series/GSEnnn/GSE781/matrix/")] * 2
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_retry(lake, geo_tree):
+    from omicslake.download import DownloadSettings, listing
+    from tests.servers import FTPServer
+
+    server = FTPServer(geo_tree.parent, idle_timeout=0.5)
+    try:
+        no_retries = DownloadSettings(retries=0, backoff_seconds=0, timeout_seconds=5)
+        folder = server.url("geo/series/GSEnnn/GSE781/matrix/")
+        assert len(listing("geo.GSE781", folder, no_retries)) == 2
+        time.sleep(1.5)  # the server hangs up on the kept connection
+        assert len(listing("geo.GSE781", folder, no_retries)) == 2
+        assert [c[0] for c in server.commands].count("USER") == 2
+    finally:
+        server.stop()
 
 
 def test_a_server_without_mlsd(lake, ftp_server):

@@ -80,6 +80,20 @@ def test_geo_probe_lists_folders_and_downloads_nothing(ftp_server, geo_tree, tmp
     ]
 
 
+def test_a_probe_logs_in_once_per_pool_thread(ftp_server, tmp_path):
+    datasets = geo.datasets(
+        {
+            "base_url": ftp_server.url("geo"),
+            "series": ["GSE781", "GSE2000", "GSE105845"],
+            "datasets": ["GDS507"],
+            "platforms": ["GPL97"],
+        }
+    )
+    assert set(run(tmp_path, "geo", datasets).values()) == {"new"}
+    commands = [c[0] for c in ftp_server.commands]
+    assert commands.count("MLSD") >= 9 and commands.count("USER") <= 2  # SOURCES["geo"].downloads threads
+
+
 @pytest.mark.parametrize("scheme", ["http", "ftp"])
 def test_credentials_come_from_the_environment_and_go_nowhere_else(
     scheme, lake, http_server, geo_tree, monkeypatch, tmp_path, caplog

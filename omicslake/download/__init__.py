@@ -81,7 +81,7 @@ def fetch(
     if previous and expected and previous.checksum != expected:
         previous = None
     module = scheme_module(dataset, remote.url)
-    if module.__name__.endswith(".file"):
+    if urlparse(remote.url).scheme == "file":  # read in place
         current = module.probe(dataset, remote.url, settings, None)
         if previous and same_version(previous, current):
             return Fetched(previous, None)

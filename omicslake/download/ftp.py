@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import ftplib
+import threading
 import time
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlunparse
 
 from omicslake.download import CHUNK, DownloadSettings, NotFound, Part, login, public
 from omicslake.errors import DatasetError, first_line
@@ -25,35 +26,59 @@ TRANSIENT = (ftplib.error_temp, ftplib.error_reply, ftplib.error_proto, EOFError
 
 
 def call(dataset: str, url: str, settings: DownloadSettings, action):
-    """Run `action(ftp, path)` on a fresh connection, retried with backoff on passing failures."""
-    import fsspec
-
-    parsed, credentials = urlparse(url), login(url)
-    user, password = credentials or (None, None)  # anonymous
-    for attempt in range(settings.retries + 1):
+    """Run `action(ftp, path)` on this thread's connection to the server, retried with backoff on
+    passing failures. Connections are kept for the next call: a probe of 500 series logs in once
+    per thread, not 1,500 times. A kept connection the server has since closed is replaced at once."""
+    parsed, attempt = urlparse(url), 0
+    while True:
+        kept = False
         try:
-            fs = fsspec.filesystem(
-                "ftp",
-                host=parsed.hostname,
-                port=parsed.port or 21,
-                username=user,
-                password=password,
-                timeout=settings.timeout_seconds,
-                skip_instance_cache=True,
-            )
-            try:
-                return action(fs.ftp, unquote(parsed.path))
-            finally:
-                with contextlib.suppress(*TRANSIENT, ftplib.Error):
-                    fs.ftp.quit()
+            ftp, kept = connection(parsed, settings)
+            return action(ftp, unquote(parsed.path))
         except ftplib.error_perm as e:
             if str(e).startswith("550"):
                 raise NotFound(dataset, f"not found on the FTP server ({first_line(e)})", public(url)) from e
             raise DatasetError(dataset, f"the FTP server refused: {first_line(e)}", public(url)) from e
         except TRANSIENT as e:
+            close(parsed)
+            if kept:
+                continue  # the server hung up on a connection idle since an earlier call: not an attempt
             if attempt == settings.retries:
                 raise DatasetError(dataset, f"FTP failed {attempt + 1} times: {first_line(e)}", public(url)) from e
             time.sleep(min(60.0, settings.backoff_seconds * 2**attempt))
+            attempt += 1
+
+
+connections = threading.local()
+
+
+def connection(parsed, settings: DownloadSettings) -> tuple[ftplib.FTP, bool]:
+    """(this thread's connection to the URL's server and login, whether it was kept from before)."""
+    import fsspec
+
+    kept = connections.__dict__.setdefault("open", {})
+    key = (parsed.hostname, parsed.port, parsed.username)
+    if key in kept:
+        return kept[key].ftp, True
+    user, password = login(urlunparse(parsed)) or (None, None)  # None: anonymous
+    fs = fsspec.filesystem(
+        "ftp",
+        host=parsed.hostname,
+        port=parsed.port or 21,
+        username=user,
+        password=password,
+        timeout=settings.timeout_seconds,
+        skip_instance_cache=True,
+    )
+    kept[key] = fs  # the filesystem object, not only its connection: it closes the connection when collected
+    return fs.ftp, False
+
+
+def close(parsed) -> None:
+    fs = connections.__dict__.get("open", {}).pop((parsed.hostname, parsed.port, parsed.username), None)
+    if fs is not None:
+        with contextlib.suppress(*TRANSIENT, ftplib.Error):
+            fs.ftp.close()
 
 
 def listing(dataset: str, url: str, settings: DownloadSettings) -> list[Upstream]:
