@@ -3,6 +3,7 @@ import sys
 import time
 from pathlib import Path
 
+from snakemake.exceptions import IncompleteCheckpointException
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the omicslake package beside this Snakefile
@@ -40,15 +41,29 @@ def configured_sources():
     return sorted({source for source, _ in omicslake_config.datasets(config)})
 
 
-def all_targets():
-    """Every dataset's receipt, and this run's probe report of every source."""
+def all_targets(wildcards):
+    """This run's probe report of every source, then (once the probes are done) every receipt.
+    Before the probes, the DAG holds only them and `all`: `snakemake -n` plans no dataset's jobs.
+    """
+    reports = [
+        staging_path(f"{source}/probe/{RUN}.json") for source in configured_sources()
+    ]
+    if workflow.is_main_process and not all(map(probed, configured_sources())):
+        return reports  # Snakemake asks again as each probe finishes
     receipts = [
         staging_path(f"{source}/{name}/receipt.json")
         for source, name in omicslake_config.datasets(config)
     ]
-    return receipts + [
-        staging_path(f"{source}/probe/{RUN}.json") for source in configured_sources()
-    ]
+    return reports + receipts
+
+
+def probed(source):
+    """Has this run's probe of `source` finished?"""
+    try:
+        getattr(checkpoints, f"probe_{source}").get(run=RUN)
+        return True
+    except IncompleteCheckpointException:
+        return False
 
 
 def after_probe(pattern):

@@ -1,6 +1,7 @@
 """The source seam: every registered source is complete, and building the DAG stays light."""
 
 import inspect
+import re
 import subprocess
 import sys
 
@@ -52,3 +53,16 @@ heavy = [m for m in ("dlt", "pyarrow", "duckdb", "requests", "fsspec") if m in s
 assert not heavy, heavy
 """
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_a_dry_run_plans_only_the_probes(tmp_path):
+    """Which datasets load is known after the probes: the first DAG is one probe per source."""
+    from tests.conftest import run_snakemake, workflow_config
+
+    http = [{"name": f"t{i}", "url": f"http://127.0.0.1:9/t{i}.csv"} for i in range(20)]
+    geo = {"base_url": "ftp://127.0.0.1:9/geo", "series": ["GSE1", "GSE2"]}
+    result = run_snakemake(tmp_path, workflow_config(tmp_path, {"http": http, "geo": geo}), "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = dict(re.findall(r"^(\w+) +(\d+)$", result.stdout, re.M))  # the "Job stats" table
+    assert stats == {"probe_geo": "1", "probe_http": "1", "all": "1", "total": "3"}
+    assert not (tmp_path / "staging").exists()  # a dry run asks no server anything
