@@ -12,6 +12,19 @@ class ConfigError(ValueError):
     pass
 
 
+def check_url(key: str, url: str) -> None:
+    """No credentials in a URL: the config entry is stored with every load (manifest, receipt)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.username or parsed.password:
+        host = "".join(c if c.isalnum() else "_" for c in (parsed.hostname or "")).upper()
+        raise ConfigError(
+            f"config key {key}: a user or password in the URL would be stored with every load; "
+            f"set DOWNLOAD__{host}__USERNAME and DOWNLOAD__{host}__PASSWORD (or .dlt/secrets.toml) instead"
+        )
+
+
 def source_datasets(config: dict, source: str) -> dict[str, dict]:
     from omicslake.sources import SOURCES
 

@@ -156,26 +156,35 @@ def read_ahead(items: Iterable, depth: int = 2) -> Iterator:
     """`items`, produced by a thread of their own up to `depth` ahead of the consumer.
 
     Parsing (CSV, gzip) and dlt's Parquet writing both release the GIL: run side by side they take
-    the time of the slower one, not the sum. Memory stays bounded by `depth` items.
+    the time of the slower one, not the sum. Memory stays bounded by `depth` items. A consumer that
+    stops early (dlt failed) stops the producer, and `items` is closed in its own thread.
     """
     ready: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 
+    def offer(entry) -> bool:
+        """Queue `entry` unless the consumer has gone."""
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        ready.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            ready.put((done, None))
+                if not offer((item, None)):
+                    break
+            else:
+                offer((done, None))
         except BaseException as e:  # handed to the consumer, raised there
-            ready.put((done, e))
+            offer((done, e))
+        finally:
+            if hasattr(items, "close"):
+                items.close()  # a generator's files and readers, closed by the thread that used them
 
     thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
     thread.start()

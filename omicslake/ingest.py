@@ -9,7 +9,7 @@ from omicslake import staging
 from omicslake.download import DownloadSettings
 from omicslake.manifest import Manifest, Receipt, fingerprint
 from omicslake.sources import SOURCES
-from omicslake.sources.base import Dataset, settled
+from omicslake.sources.base import Dataset
 
 log = logging.getLogger("omicslake")
 
@@ -20,7 +20,7 @@ def ingest(source: str, name: str, cfg: dict, manifest_path: str | Path, setting
     dataset = Dataset(source, name)
     folder = Path(manifest_path).parent
     folder.mkdir(parents=True, exist_ok=True)
-    cfg = settled(cfg)
+    cfg = SOURCES[source].identity(cfg)
     previous = Receipt.read(folder / "receipt.json")
     if previous and previous.config != cfg:
         log.info("%s: config changed since load %s: fetching afresh", dataset, previous.load_id)

@@ -14,11 +14,13 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from omicslake.catalog import ALIAS, is_file_catalog, open_lake
 from omicslake.download import DownloadSettings
 from omicslake.errors import OmicslakeError, first_line
-from omicslake.manifest import Upstream, utc_now
-from omicslake.sources import SOURCES
-from omicslake.sources.base import Dataset, settled, unchanged
+from omicslake.manifest import Receipt, Upstream, utc_now
+from omicslake.register import table_columns
+from omicslake.sources import SOURCES, SourceSpec
+from omicslake.sources.base import Dataset, unchanged
 
 log = logging.getLogger("omicslake")
 
@@ -55,16 +57,29 @@ def probe(
     stamps: dict[str, str],
     report: str | Path,
     settings: dict | None = None,
+    lake: dict | None = None,
     log_file: str | None = None,
 ) -> dict:
     """Probe every dataset of `source` (`entries` and `stamps` by name); write the stamps that
     changed and a report; return
-    {name: "new" | "changed" | "unchanged" | "failed: <cause>"}."""
+    {name: "new" | "changed" | "unchanged" | "failed: <cause>"}.
+
+    A dataset whose receipt names a load the lake (`lake`: catalog, data_path) no longer has (a
+    table dropped, the lake wiped by hand) loses its receipt and counts as new: this run loads it
+    again.
+    """
     spec, download = SOURCES[source], DownloadSettings(**(settings or {}))
+    live = live_loads(lake["catalog"], lake["data_path"], source) if lake else None
 
     def one(item: tuple[str, dict]) -> str:
         name, entry = item
-        return probe_dataset(spec.module, Dataset(source, name), entry, Path(stamps[name]), download)
+        stamp, dataset = Path(stamps[name]), Dataset(source, name)
+        receipt = Receipt.read(stamp.parent / "receipt.json")
+        if live is not None and receipt and live.get(str(dataset)) != receipt.load_id:
+            log.warning("%s: the lake lost load %s: loading it again", dataset, receipt.load_id)
+            (stamp.parent / "receipt.json").unlink()
+            stamp.unlink(missing_ok=True)
+        return probe_dataset(spec, dataset, entry, stamp, download)
 
     with ThreadPoolExecutor(max_workers=spec.downloads) as pool:
         outcomes = dict(zip(entries, pool.map(one, entries.items()), strict=True))
@@ -84,13 +99,39 @@ def keep_latest(folder: Path, pattern: str, keep: int = 10) -> None:
         old.unlink()
 
 
-def probe_dataset(module, dataset: Dataset, entry: dict, path: Path, settings: DownloadSettings) -> str:
-    entry = settled(entry)  # as ingest sees it
+def live_loads(catalog: str, data_path: str, source: str) -> dict[str, str]:
+    """{dataset: load_id} of the source's current loads whose tables all still exist."""
+    if is_file_catalog(catalog) and not Path(catalog).exists():
+        return {}
+    with open_lake(catalog, data_path, read_only=True) as con:
+        if table_columns(con, "omicslake", "loads") is None:
+            return {}
+        current = con.execute(
+            f"SELECT dataset, arg_max(load_id, snapshot_id) FROM {ALIAS}.omicslake.loads "
+            "WHERE dataset LIKE ? GROUP BY dataset",
+            [f"{source}.%"],
+        ).fetchall()
+        tables = con.execute(
+            f"SELECT DISTINCT dataset, load_id, table_name FROM {ALIAS}.omicslake.files WHERE dataset LIKE ?",
+            [f"{source}.%"],
+        ).fetchall()
+        existing = {
+            f"{schema}.{table}"
+            for schema, table in con.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ?", [ALIAS]
+            ).fetchall()
+        }
+    missing = {(dataset, load_id) for dataset, load_id, table in tables if table not in existing}
+    return {dataset: load_id for dataset, load_id in current if (dataset, load_id) not in missing}
+
+
+def probe_dataset(spec: SourceSpec, dataset: Dataset, entry: dict, path: Path, settings: DownloadSettings) -> str:
+    entry = spec.identity(entry)  # as ingest sees it
     old = Stamp.read(path)
     same_config = old is not None and old.config == entry and not old.error
     error, current = None, []
     try:
-        current = module.probe(dataset, entry, old.upstream if same_config else None, settings)
+        current = spec.module.probe(dataset, entry, old.upstream if same_config else None, settings)
     except OmicslakeError as e:
         error = str(e)
     except Exception as e:  # a probe failure is the ingest job's to report, with its own retries

@@ -92,6 +92,7 @@ def register(
             )
             receipt = receipt_of(con, dataset, current, manifest, "unchanged")
         elif manifest.status == "unchanged":
+            (workdir / "stamp.json").unlink(missing_ok=True)  # the next probe then says "new"
             raise DatasetError(
                 dataset,
                 f"the source is unchanged, but the lake lost load {current['load_id'] if current else '?'} "

@@ -42,19 +42,19 @@ def configured_sources():
 
 
 def all_targets(wildcards):
-    """This run's probe report of every source, then (once the probes are done) every receipt.
-    Before the probes, the DAG holds only them and `all`: `snakemake -n` plans no dataset's jobs.
-    """
-    reports = [
-        staging_path(f"{source}/probe/{RUN}.json") for source in configured_sources()
-    ]
-    if workflow.is_main_process and not all(map(probed, configured_sources())):
-        return reports  # Snakemake asks again as each probe finishes
-    receipts = [
-        staging_path(f"{source}/{name}/receipt.json")
-        for source, name in omicslake_config.datasets(config)
-    ]
-    return reports + receipts
+    """This run's probe report of every source, and the receipts of the sources probed so far:
+    Snakemake asks again as each probe finishes, so a source starts loading as soon as its own
+    probe is done, and a failed probe holds back only its own source. Before the probes, the DAG
+    holds only them and `all`: `snakemake -n` plans no dataset's jobs."""
+    targets = []
+    for source in configured_sources():
+        targets.append(staging_path(f"{source}/probe/{RUN}.json"))
+        if not workflow.is_main_process or probed(source):
+            targets += [
+                staging_path(f"{source}/{name}/receipt.json")
+                for name in source_datasets(source)
+            ]
+    return targets
 
 
 def probed(source):

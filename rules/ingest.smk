@@ -19,7 +19,6 @@ for source in SOURCES:
             source=source,
             datasets=source_datasets(source),
             stamps=stamps(source),
-            download=config["download"],
         script:
             "../scripts/probe.py"
 
@@ -40,7 +39,6 @@ rule ingest:
         "../envs/omicslake.yaml"
     params:
         dataset=dataset_config,
-        download=config["download"],
     script:
         "../scripts/ingest.py"
 

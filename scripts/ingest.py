@@ -15,5 +15,5 @@ jobs.run(
     snakemake.wildcards.name,
     snakemake.params.dataset,
     snakemake.output.manifest,
-    snakemake.params.download,
+    snakemake.config["download"],  # not a param: a new timeout is no reason to reload
 )

@@ -15,6 +15,7 @@ jobs.run(
     snakemake.params.datasets,
     snakemake.params.stamps,
     snakemake.output.report,
-    snakemake.params.download,
+    snakemake.config["download"],
+    snakemake.config["lake"],
     snakemake.log[0],
 )

@@ -154,3 +154,19 @@ def test_a_password_in_the_url_is_used_but_never_recorded(http_server, tmp_path)
     with pytest.raises(DatasetError) as failed:
         get(url.replace("pa55word", "wrong"), tmp_path / "again")
     assert "HTTP 401" in str(failed.value) and "wrong" not in str(failed.value)
+
+
+def test_resuming_needs_no_retry_and_keeps_the_servers_answer(http_server, tmp_path):
+    url = http_server.add("/gone.bin", BODY)
+    res = http_server.resources["/gone.bin"]
+    folder = tmp_path / "download"
+    folder.mkdir()
+    (folder / "gone.bin.part").write_bytes(BODY)  # whole, never renamed: the server answers 416
+    (folder / "gone.bin.part.json").write_text(json.dumps({"url": url, "etag": res.etag, "last_modified": None}))
+    no_retries = DownloadSettings(retries=0, backoff_seconds=0.05, timeout_seconds=10)
+    assert get(url, tmp_path, settings=no_retries, checksum=SHA).path.read_bytes() == BODY
+    (folder / "gone.bin.part").write_bytes(BODY[:100])
+    (folder / "gone.bin.part.json").write_text(json.dumps({"url": url, "etag": res.etag, "last_modified": None}))
+    del http_server.resources["/gone.bin"]
+    with pytest.raises(DatasetError, match="HTTP 404"):  # the answer to the Range request, not "failed"
+        get(url, tmp_path, settings=no_retries)

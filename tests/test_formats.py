@@ -134,7 +134,9 @@ def test_read_ahead_keeps_order_bounds_the_lead_and_passes_errors_on():
     assert list(itertools.islice(stream, 9)) == list(range(1, 10))
     with pytest.raises(ValueError, match="malformed at 10"):
         next(stream)
-    early = read_ahead(iter(range(1000)), depth=2)
-    assert next(early) == 0
-    early.close()  # the consumer stops: the producer thread ends too
-    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]
+    for source in (iter(range(1000)), iter(range(3)), items()):  # producing, finished, failed
+        early = read_ahead(source, depth=2)
+        assert next(early) == 0
+        time.sleep(0.2)
+        early.close()  # the consumer stops: the producer thread ends too, whatever it was doing
+        assert not [t for t in threading.enumerate() if t.name == "read-ahead"]

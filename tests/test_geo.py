@@ -248,6 +248,21 @@ def test_changed_series_replaces_its_rows_in_one_snapshot(lake, ftp_server, geo_
     assert old == [(540,)]
 
 
+def test_a_new_tables_version_reloads_what_an_older_omicslake_loaded(lake, ftp_server, monkeypatch):
+    import dataclasses
+
+    from omicslake import sources
+
+    base = ftp_server.url("geo")
+    load(lake, base, "GSE781")
+    before = lake.snapshots()
+    spec = sources.SOURCES["geo"]
+    monkeypatch.setitem(sources.SOURCES, "geo", dataclasses.replace(spec, tables_version=spec.tables_version + 1))
+    assert load(lake, base, "GSE781").status == "registered"  # same upstream files, new table shapes
+    assert lake.snapshots() == before + 1
+    assert lake.query("SELECT count(*) FROM lake.geo.expression") == [(540,)]  # replaced, not doubled
+
+
 def test_broken_off_transfer_resumes_with_rest(lake, ftp_server):
     ftp_server.truncate["GSE781-GPL96_series_matrix.txt.gz"] = 700
     load(lake, ftp_server.url("geo"), "GSE781")

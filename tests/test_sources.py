@@ -66,3 +66,20 @@ def test_a_dry_run_plans_only_the_probes(tmp_path):
     stats = dict(re.findall(r"^(\w+) +(\d+)$", result.stdout, re.M))  # the "Job stats" table
     assert stats == {"probe_geo": "1", "probe_http": "1", "all": "1", "total": "3"}
     assert not (tmp_path / "staging").exists()  # a dry run asks no server anything
+
+
+@pytest.mark.slow
+def test_a_failed_probe_holds_back_only_its_own_source(tmp_path, geo_tree):
+    from tests.conftest import Lake, run_snakemake, workflow_config
+
+    (tmp_path / "mirror.csv").write_text("a,b\n1,2\n")
+    sources = {
+        "http": [{"name": "table", "url": f"file://{tmp_path}/mirror.csv"}],
+        "geo": {"base_url": f"file://{geo_tree}", "platforms": ["GPL97"]},
+    }
+    (tmp_path / "staging" / "http" / "table" / "stamp.json").mkdir(parents=True)  # the probe cannot write it
+    result = run_snakemake(tmp_path, workflow_config(tmp_path, sources))
+    assert result.returncode != 0 and "Error in rule probe_http" in result.stderr
+    lake = Lake(tmp_path)
+    assert lake.query("SELECT count(*) FROM lake.geo.platform_probes") == [(42,)]  # geo loaded all the same
+    assert lake.query("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'http'") == [(0,)]

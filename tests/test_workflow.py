@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from omicslake.catalog import connect
-from tests.conftest import REPO, run_snakemake
+from omicslake.catalog import connect, open_lake
+from tests.conftest import REPO, Lake, run_snakemake, started_jobs
 
 DEMO = REPO / "demo" / "data"
 
@@ -23,7 +23,8 @@ def test_demo_config_runs_offline(tmp_path):
     shutil.copytree(DEMO, tmp_path / "demo" / "data")
     shutil.copy(REPO / "config" / "demo.yaml", tmp_path / "demo.yaml")
     config = (tmp_path / "demo.yaml").read_text()
-    result = run_snakemake(tmp_path, __import__("yaml").safe_load(config))
+    config = __import__("yaml").safe_load(config)
+    result = run_snakemake(tmp_path, config)
     assert result.returncode == 0, result.stderr[-3000:]
     con = connect()
     con.execute(
@@ -32,6 +33,22 @@ def test_demo_config_runs_offline(tmp_path):
     )
     rows = con.execute("SELECT count(*) FROM lake.http.expression JOIN lake.http.samples USING (sample_id)").fetchone()
     assert rows == (30,)
+    con.close()
+
+    lake = Lake(tmp_path / "results" / "demo")
+    with open_lake(lake.catalog, lake.data_path) as writer:
+        writer.execute("DROP TABLE lake.http.samples")  # by hand, outside omicslake
+    rerun = run_snakemake(tmp_path, config)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert lake.query("SELECT count(*) FROM lake.http.samples") == [(6,)]  # the probe saw it gone
+    probe_logs = "".join(p.read_text() for p in (tmp_path / "results/demo/logs/probe/http").glob("*.log"))
+    assert "http.samples: the lake lost load" in probe_logs
+    assert started_jobs(rerun) == [("ingest_http", "samples"), ("register", "samples")]
+
+    shutil.rmtree(tmp_path / "results" / "demo" / "lake")  # the whole lake wiped by hand
+    again = run_snakemake(tmp_path, config)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert lake.query("SELECT count(*) FROM lake.http.expression JOIN lake.http.samples USING (sample_id)") == [(30,)]
 
 
 @pytest.mark.parametrize(
@@ -45,6 +62,12 @@ def test_demo_config_runs_offline(tmp_path):
             {"sources": {"http": [{"name": "a", "url": "file:x.csv"}, {"name": "a", "url": "file:y.csv"}]}},
             "config key sources.http[1].name: duplicate table name 'a'",
         ),
+        (
+            {"sources": {"geo": {"base_url": "ftp://me:secret@ftp.example.org/geo"}}},
+            "config key sources.geo.base_url: a user or password in the URL would be stored with every load; "
+            "set DOWNLOAD__FTP_EXAMPLE_ORG__USERNAME",
+        ),
+        ({"sources": {"http": [{"name": "probe", "url": "file:x.csv"}]}}, "'probe' is reserved"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, config, message):

@@ -81,10 +81,11 @@ def download(
     """Download into `part`, resuming what an earlier attempt left; None when the server says 304."""
     url, http = remote.url, session(remote.url, settings)
     resume = part.identity()
-    if resume.get("url") != url:
+    if resume.get("url") != public(url):
         part.discard()
         resume = {}
-    for attempt in range(settings.retries + 1):
+    attempt = 0
+    while True:
         have = part.size()
         validator = resume.get("etag") or resume.get("last_modified")
         if have and validator:
@@ -94,37 +95,37 @@ def download(
         with get(dataset, url, http, headers, settings) as response:
             if response.status_code == 304 and previous:
                 return None
-            if "Range" in headers and response.status_code not in (200, 206):
-                part.discard()  # e.g. 416 for a part that was already whole: start over
+            ranged = response.status_code == 206
+            if ("Range" in headers and response.status_code == 416) or (
+                ranged and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+            ):
+                part.discard()  # a part already whole (416), or a range we did not ask for: start over
                 resume = {}
                 continue
             if response.status_code not in (200, 206):
                 raise failed(dataset, url, response)
-            appending = response.status_code == 206 and response.headers.get("Content-Range", "").startswith(
-                f"bytes {have}-"
-            )  # else the server ignored the Range: start over
             current = described(public(url), response)
-            resume = {"url": url, "etag": current.etag, "last_modified": current.last_modified}
+            resume = {"url": public(url), "etag": current.etag, "last_modified": current.last_modified}
             try:
-                with part.open(resume, appending) as out:
+                with part.open(resume, ranged) as out:  # a 200 to a Range request: the server ignored it
                     for block in response.iter_content(CHUNK):
                         out.write(block)
-            except RESUMABLE as e:
+                if current.size is not None and part.size() != current.size:
+                    raise IncompleteBody(f"{part.size()} of {current.size} bytes")
+            except (*RESUMABLE, IncompleteBody) as e:
                 if attempt == settings.retries:
                     raise DatasetError(
                         dataset, f"download broke off {settings.retries + 1} times: {e}", public(url)
                     ) from e
                 time.sleep(min(60.0, settings.backoff_seconds * 2**attempt))
-                continue
-            if current.size is not None and part.size() != current.size:
-                if attempt == settings.retries:
-                    raise DatasetError(
-                        dataset, f"incomplete download: {part.size()} of {current.size} bytes", public(url)
-                    )
+                attempt += 1
                 continue
             part.finish()
             return current
-    raise DatasetError(dataset, f"download failed {settings.retries + 1} times", public(url))
+
+
+class IncompleteBody(Exception):
+    """The server ended a body before its length without an error."""
 
 
 def content_total(response: requests.Response) -> int | None:

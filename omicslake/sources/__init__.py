@@ -21,12 +21,19 @@ class SourceSpec:
     runtime: int  # minutes, first attempt
     downloads: int  # parallel downloads from this upstream (resource `downloads_<name>`), and the probe's pool
     conda: str = "envs/omicslake.yaml"
+    tables_version: int | None = None  # bump when the source's lake tables change shape: every dataset reloads
+
+    def identity(self, entry: dict) -> dict:
+        """A dataset's config entry as its loads record it (part of each load's fingerprint): keys
+        left at None dropped, plus the version of the source's tables."""
+        settled = {key: value for key, value in entry.items() if value is not None}
+        return settled if self.tables_version is None else {**settled, "tables_version": self.tables_version}
 
 
 SOURCES = {
     spec.name: spec
     for spec in [
         SourceSpec("http", http, mem_mb=2000, runtime=60, downloads=4),
-        SourceSpec("geo", geo, mem_mb=4000, runtime=120, downloads=2),
+        SourceSpec("geo", geo, mem_mb=4000, runtime=120, downloads=2, tables_version=2),  # 2: dataset_expression
     ]
 }

@@ -51,11 +51,6 @@ class Source(Protocol):
     ) -> Plan | None: ...
 
 
-def settled(entry: dict) -> dict:
-    """A dataset's config entry as its loads record it: keys left at None dropped."""
-    return {key: value for key, value in entry.items() if value is not None}
-
-
 def unchanged(previous: list[Upstream] | None, current: list[Upstream]) -> bool:
     """Is `current` the same set of files, each in the same version, as `previous`?"""
     if previous is None:

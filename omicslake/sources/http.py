@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from omicslake import download
-from omicslake.config import ConfigError
+from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings
 from omicslake.errors import DatasetError
 from omicslake.manifest import Receipt, Upstream
@@ -25,6 +25,9 @@ def datasets(block: list[dict]) -> dict[str, dict]:
                 f"config key sources.http[{i}].name: duplicate table name {entry['name']!r} "
                 f"(also sources.http[{seen[entry['name']]}].name); each becomes table http.{entry['name']}"
             )
+        if entry["name"] == "probe":
+            raise ConfigError(f"config key sources.http[{i}].name: 'probe' is reserved (the probe's own folder)")
+        check_url(f"sources.http[{i}].url", entry["url"])
         seen[entry["name"]] = i
     return {entry["name"]: entry for entry in block}
 

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from omicslake import download
-from omicslake.config import ConfigError
+from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings
 from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
@@ -26,6 +26,7 @@ from omicslake.sources.geo.layout import KINDS, remote_files
 def datasets(block: dict) -> dict[str, dict]:
     """One dataset per accession; the accession must match its list (GSE in series, ...)."""
     out = {}
+    check_url("sources.geo.base_url", block.get("base_url", ""))
     for kind, prefix in KINDS.items():
         for i, accession in enumerate(block.get(kind) or []):
             if not re.fullmatch(prefix + r"\d+", accession):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omicslake.download import DownloadSettings, NotFound, listing
+from omicslake.download import DownloadSettings, NotFound, listing, public
 from omicslake.errors import DatasetError
 from omicslake.manifest import Upstream
 
@@ -26,7 +26,7 @@ def named(dataset: str, url: str, name: str, settings: DownloadSettings) -> list
     """The file `name` of a folder; an error naming the folder when it has none."""
     files = [f for f in listing(dataset, url, settings) if Path(f.url).name == name]
     if not files:
-        raise DatasetError(dataset, f"GEO has no {name} here", url)
+        raise DatasetError(dataset, f"GEO has no {name} here", public(url))
     return files
 
 
