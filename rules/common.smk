@@ -14,6 +14,8 @@ from omicslake.sources import SOURCES
 validate(config, schema="../config/schema.yaml")
 omicslake_config.check(config)
 
+STAMP = "{source}/{name}/stamp.json"  # a dataset's stamp, in staging: written by the probe, read by ingest
+
 # This invocation: each source's probe writes a new report, so the probes (and only they) run every time.
 RUN = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
 
@@ -91,7 +93,7 @@ def source_datasets(source):
 def stamps(source):
     """Params helper: the stamp file of every dataset of a source, by name."""
     return {
-        name: staging_path(f"{source}/{name}/stamp.json")
+        name: staging_path(STAMP.format(source=source, name=name))
         for name in source_datasets(source)
     }
 

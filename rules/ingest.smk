@@ -27,7 +27,7 @@ for source in SOURCES:
 # setting only what differs. One job per dataset whose stamp is newer than its manifest.
 rule ingest:
     input:
-        stamp=after_probe("{source}/{name}/stamp.json"),
+        stamp=after_probe(STAMP),
     output:
         manifest=staging_path("{source}/{name}/manifest.json"),
     log:
