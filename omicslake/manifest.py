@@ -20,6 +20,14 @@ from omicslake.errors import DatasetError
 VERSION = 1
 
 
+def write_json(path: str | os.PathLike, data) -> None:
+    """Write atomically: a crash never leaves half a manifest, receipt or stamp behind."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -64,10 +72,7 @@ class Manifest:
     version: int = VERSION
 
     def write(self, path: str | os.PathLike) -> None:
-        """Write atomically: a crash never leaves a half manifest behind."""
-        tmp = Path(f"{path}.tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        write_json(path, dataclasses.asdict(self))
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> Manifest:
@@ -120,8 +125,7 @@ class Receipt:
     config: dict  # the dataset config of that load: a changed config means fetch afresh
 
     def write(self, path: str | os.PathLike) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        write_json(path, dataclasses.asdict(self))
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> Receipt | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from omicslake.catalog import ALIAS, is_file_catalog, open_lake
 from omicslake.download import DownloadSettings
 from omicslake.errors import OmicslakeError, first_line
-from omicslake.manifest import Receipt, Upstream, utc_now
+from omicslake.manifest import Receipt, Upstream, utc_now, write_json
 from omicslake.register import table_columns
 from omicslake.sources import SOURCES, SourceSpec
 from omicslake.sources.base import Dataset, unchanged
@@ -45,10 +45,7 @@ class Stamp:
             return None
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        write_json(path, dataclasses.asdict(self))
 
 
 def probe(

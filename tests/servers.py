@@ -26,6 +26,7 @@ class Resource:
     drop_after: int | None = None  # first full response: close the connection after this many bytes
     stall: list[float] = dataclasses.field(default_factory=list)  # seconds to wait before answering, per request
     login: str | None = None  # "user:password" required as HTTP Basic auth
+    unasked_from: int | None = None  # a broken server: always answer 206 from this offset
 
     @property
     def etag(self) -> str:
@@ -124,6 +125,9 @@ class HTTPServer:
                 return send(handler, 416, b"", {"Content-Range": f"bytes */{len(res.body)}"})
             body, status = res.body[start:], 206
             headers["Content-Range"] = f"bytes {start}-{len(res.body) - 1}/{len(res.body)}"
+        if res.unasked_from is not None:
+            body, status = res.body[res.unasked_from :], 206
+            headers["Content-Range"] = f"bytes {res.unasked_from}-{len(res.body) - 1}/{len(res.body)}"
         if res.ranges:
             headers["Accept-Ranges"] = "bytes"
         if status == 200 and res.drop_after is not None:

@@ -170,3 +170,10 @@ def test_resuming_needs_no_retry_and_keeps_the_servers_answer(http_server, tmp_p
     del http_server.resources["/gone.bin"]
     with pytest.raises(DatasetError, match="HTTP 404"):  # the answer to the Range request, not "failed"
         get(url, tmp_path, settings=no_retries)
+
+
+def test_a_server_answering_206_unasked_is_an_error_not_a_loop(http_server, tmp_path):
+    url = http_server.add("/odd.bin", BODY, unasked_from=5)
+    with pytest.raises(DatasetError, match=r"part of the file unasked \(HTTP 206\)"):
+        get(url, tmp_path)
+    assert len(http_server.hits("/odd.bin")) == 1

@@ -96,12 +96,13 @@ def download(
             if response.status_code == 304 and previous:
                 return None
             ranged = response.status_code == 206
-            if ("Range" in headers and response.status_code == 416) or (
-                ranged and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-")
-            ):
-                part.discard()  # a part already whole (416), or a range we did not ask for: start over
+            mismatched = ranged and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+            if "Range" in headers and (response.status_code == 416 or mismatched):
+                part.discard()  # a part already whole (416), or another range than asked for: start over
                 resume = {}
-                continue
+                continue  # without a Range header this time: it cannot come back here
+            if mismatched:
+                raise DatasetError(dataset, "the server sent part of the file unasked (HTTP 206)", public(url))
             if response.status_code not in (200, 206):
                 raise failed(dataset, url, response)
             current = described(public(url), response)
