@@ -1,22 +1,35 @@
-"""One ingest job: ask the source for a plan, stage it through dlt, write the manifest."""
+"""Ingest jobs: ask the source for a plan, stage it through dlt, write the manifest.
+
+A chunked source has three steps: `plan_chunks` (the dataset's chunks.json), `ingest_chunk` (one
+job per chunk: its own manifest) and `ingest` (one manifest of all chunks: one snapshot).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from omicslake import staging
 from omicslake.download import DownloadSettings
-from omicslake.manifest import Manifest, Receipt, fingerprint
+from omicslake.manifest import Manifest, Receipt, fingerprint, write_json
 from omicslake.sources import SOURCES
 from omicslake.sources.base import Dataset
 
 log = logging.getLogger("omicslake")
 
 
-def ingest(source: str, name: str, cfg: dict, manifest_path: str | Path, settings: dict | None = None) -> Manifest:
+def ingest(
+    source: str,
+    name: str,
+    cfg: dict,
+    manifest_path: str | Path,
+    settings: dict | None = None,
+    chunks: list[str] | None = None,
+) -> Manifest:
     """Fetch dataset `<source>.<name>` and write its manifest; the manifest's folder is the
-    dataset's staging folder (see `omicslake.staging`)."""
+    dataset's staging folder (see `omicslake.staging`). For a chunked source, `chunks` are the
+    manifests of its chunks, gathered into this one."""
     dataset = Dataset(source, name)
     folder = Path(manifest_path).parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -25,6 +38,10 @@ def ingest(source: str, name: str, cfg: dict, manifest_path: str | Path, setting
     if previous and previous.config != cfg:
         log.info("%s: config changed since load %s: fetching afresh", dataset, previous.load_id)
         previous = None
+    if chunks is not None:
+        manifest = gather(dataset, [Manifest.read(path) for path in chunks], previous, cfg)
+        manifest.write(manifest_path)
+        return manifest
     plan = SOURCES[source].module.plan(dataset, cfg, folder, previous, DownloadSettings(**(settings or {})))
     if plan is None:
         log.info("%s: upstream unchanged since load %s", dataset, previous.load_id)
@@ -39,3 +56,60 @@ def ingest(source: str, name: str, cfg: dict, manifest_path: str | Path, setting
             log.info("%s: staged %d files, %d rows", dataset, len(manifest.files), sum(f.rows for f in manifest.files))
     manifest.write(manifest_path)
     return manifest
+
+
+def plan_chunks(source: str, name: str, cfg: dict, chunks_path: str | Path, settings: dict | None = None) -> list:
+    """Decide the chunks of dataset `<source>.<name>` and write them to `chunks_path`."""
+    dataset = Dataset(source, name)
+    cfg = SOURCES[source].identity(cfg)
+    chunks = SOURCES[source].module.chunks(dataset, cfg, DownloadSettings(**(settings or {})))
+    write_json(chunks_path, {"dataset": str(dataset), "config": cfg, "chunks": chunks})
+    log.info("%s: %d chunks", dataset, len(chunks))
+    return chunks
+
+
+def ingest_chunk(
+    source: str,
+    name: str,
+    cfg: dict,
+    index: int,
+    chunks_path: str | Path,
+    manifest_path: str | Path,
+    settings: dict | None = None,
+) -> Manifest:
+    """Stage chunk `index` of `chunks_path` through dlt into the manifest's folder."""
+    dataset = Dataset(source, name)
+    cfg = SOURCES[source].identity(cfg)
+    chunk = json.loads(Path(chunks_path).read_text())["chunks"][int(index)]
+    folder = Path(manifest_path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    plan = SOURCES[source].module.plan_chunk(dataset, cfg, chunk, folder, DownloadSettings(**(settings or {})))
+    pipeline = f"{staging.pipeline_name(str(dataset))}__chunk_{index}"
+    digest = fingerprint(plan.upstream, cfg)
+    manifest = staging.stage(str(dataset), plan.source, folder, plan.upstream, digest, cfg, pipeline, empty_ok=True)
+    log.info("%s: chunk %s staged %d rows", dataset, index, sum(f.rows for f in manifest.files))
+    manifest.write(manifest_path)
+    return manifest
+
+
+def gather(dataset: Dataset, parts: list[Manifest], previous: Receipt | None, cfg: dict) -> Manifest:
+    """One manifest of all chunks of a dataset: they register in one snapshot."""
+    upstream = list({u.url: u for part in parts for u in part.upstream}.values())
+    digest = fingerprint(upstream, cfg)
+    if previous and previous.fingerprint == digest:
+        log.info("%s: content unchanged since load %s", dataset, previous.load_id)
+        return staging.unchanged(str(dataset), upstream, digest, cfg)
+    files = sorted((f for part in parts for f in part.files), key=lambda f: f.path)
+    log.info("%s: %d chunks, %d files, %d rows", dataset, len(parts), len(files), sum(f.rows for f in files))
+    return Manifest(
+        dataset=str(dataset),
+        source=dataset.source,
+        status="changed",
+        fingerprint=digest,
+        upstream=upstream,
+        files=files,
+        config=cfg,
+        pipeline=staging.pipeline_name(str(dataset)),
+        load_id=max(part.load_id for part in parts),
+        workflow_version=parts[0].workflow_version,
+    )

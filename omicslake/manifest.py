@@ -141,7 +141,10 @@ class Receipt:
 def fingerprint(upstream: list[Upstream], config: dict) -> str:
     """Identity of a load: upstream content checksums plus the dataset config that shaped it."""
     payload = {
-        "upstream": sorted(u.checksum or f"{u.url}|{u.size}|{u.last_modified}" for u in upstream),
+        "upstream": sorted(
+            u.checksum or f"{u.url}|{u.size}|{u.last_modified}" + (f"|{u.version}" if u.version else "")
+            for u in upstream
+        ),
         "config": config,
     }
     return "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

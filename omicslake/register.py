@@ -101,7 +101,7 @@ def register(
         else:
             receipt = load(con, manifest, data_path, current, workdir)
     receipt.write(receipt_path)
-    staging.clean(workdir, manifest.pipeline)
+    staging.clean(workdir)
     return receipt
 
 

@@ -8,6 +8,8 @@ Layout of one dataset's staging folder (the workflow owns it):
         download/           raw upstream files (deleted once staged)
         parquet/            dlt filesystem destination: <dataset>/<table>/<load_id>.<file_id>.parquet
         .dlt/               dlt pipelines_dir: pipeline state (incremental cursors) and schemas
+        chunks.json         chunked sources: the dataset's chunks (the plan)
+        chunk/<i>/          chunked sources: one chunk's manifest.json, parquet/ and .dlt/
 """
 
 from __future__ import annotations
@@ -37,17 +39,20 @@ def stage(
     upstream: list[Upstream],
     fingerprint: str,
     config: dict,
+    pipeline: str | None = None,
+    empty_ok: bool = False,
 ) -> Manifest:
     """Run `source` through dlt into `workdir/parquet` and return the manifest of what it wrote.
 
-    A file with no rows declares its table (registration creates the table and adds no file).
+    A file with no rows declares its table (registration creates the table and adds no file). No
+    rows at all is an error unless `empty_ok` (a query that matched nothing).
     """
     schema = dataset.split(".")[0]
     bucket = workdir / "parquet"
     shutil.rmtree(bucket, ignore_errors=True)  # leftovers of an unregistered earlier attempt
     dlt.config["load.delete_completed_jobs"] = True  # no second local copy of each file
     pipeline = dlt.pipeline(
-        pipeline_name=pipeline_name(dataset),
+        pipeline_name=pipeline or pipeline_name(dataset),
         pipelines_dir=str(workdir / ".dlt"),
         destination=dlt.destinations.filesystem(bucket_url=str(bucket.resolve())),
         dataset_name=DLT_DATASET,
@@ -68,7 +73,7 @@ def stage(
                     continue
                 path = url2pathname(urlparse(job.remote_url).path)  # dlt percent-encodes the URL
                 files.append(describe_file(path, f"{schema}.{job.table_name}", load_id))
-    if not sum(f.rows for f in files):
+    if not empty_ok and not sum(f.rows for f in files):
         raise DatasetError(dataset, "the source has no rows (empty upstream file?); the lake keeps its current load")
     return Manifest(
         dataset=dataset,
@@ -98,9 +103,11 @@ def unchanged(dataset: str, upstream: list[Upstream], fingerprint: str, config: 
     )
 
 
-def clean(workdir: Path, pipeline: str | None) -> None:
-    """Remove dlt leftovers once files are registered: the bucket and completed load packages."""
-    shutil.rmtree(workdir / "parquet", ignore_errors=True)
-    if pipeline:
-        shutil.rmtree(workdir / ".dlt" / pipeline / "load" / "loaded", ignore_errors=True)
-    shutil.rmtree(workdir / "download", ignore_errors=True)
+def clean(workdir: Path) -> None:
+    """Remove dlt leftovers once files are registered: the bucket, completed load packages and
+    downloads, of the dataset and of each of its chunks (their manifests stay: Snakemake's record)."""
+    for folder in [workdir, *workdir.glob("chunk/*")]:
+        shutil.rmtree(folder / "parquet", ignore_errors=True)
+        for loaded in folder.glob(".dlt/*/load/loaded"):
+            shutil.rmtree(loaded, ignore_errors=True)
+        shutil.rmtree(folder / "download", ignore_errors=True)

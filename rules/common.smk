@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 import time
@@ -15,6 +16,7 @@ validate(config, schema="../config/schema.yaml")
 omicslake_config.check(config)
 
 STAMP = "{source}/{name}/stamp.json"  # a dataset's stamp, in staging: written by the probe, read by ingest
+CHUNKS = "{source}/{name}/chunks.json"  # chunked sources: a dataset's chunks, decided by chunks_<source>
 
 # This invocation: each source's probe writes a new report, so the probes (and only they) run every time.
 RUN = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
@@ -51,11 +53,11 @@ def all_targets(wildcards):
     targets = []
     for source in configured_sources():
         targets.append(staging_path(f"{source}/probe/{RUN}.json"))
-        if not workflow.is_main_process or probed(source):
-            targets += [
-                staging_path(f"{source}/{name}/receipt.json")
-                for name in source_datasets(source)
-            ]
+        if workflow.is_main_process and not probed(source):
+            continue
+        for name in source_datasets(source):
+            plan = unplanned(source, name)
+            targets.append(plan or staging_path(f"{source}/{name}/receipt.json"))
     return targets
 
 
@@ -66,6 +68,20 @@ def probed(source):
         return True
     except IncompleteCheckpointException:
         return False
+
+
+def unplanned(source, name):
+    """For a chunked dataset whose chunks this run has not seen yet: its plan (chunks.json) as a
+    checkpoint target of `all`. Snakemake resolves a checkpoint target only among the inputs of
+    the job it is updating: one deeper (in ingest's input) an existing, up-to-date plan would
+    stay unresolved."""
+    if not workflow.is_main_process or not SOURCES[source].chunked:
+        return None
+    try:
+        getattr(checkpoints, f"chunks_{source}").get(source=source, name=name)
+        return None
+    except IncompleteCheckpointException as e:
+        return e.targetfile
 
 
 def after_probe(pattern):
@@ -79,6 +95,24 @@ def after_probe(pattern):
         return staging_path(pattern.format(**wildcards))
 
     return get
+
+
+def chunk_manifests(wildcards):
+    """Input helper of a chunked source's ingest: the manifest of each chunk its plan decided.
+    On a cluster node (not the main process) the plan exists: read it, no checkpoint."""
+    plan = staging_path(CHUNKS.format(**wildcards))
+    if workflow.is_main_process:
+        plan = (
+            getattr(checkpoints, f"chunks_{wildcards.source}")
+            .get(**wildcards)
+            .output.chunks
+        )
+    with open(plan) as f:
+        count = len(json.load(f)["chunks"])
+    return [
+        staging_path(f"{wildcards.source}/{wildcards.name}/chunk/{i}/manifest.json")
+        for i in range(count)
+    ]
 
 
 def source_datasets(source):

@@ -23,6 +23,55 @@ for source in SOURCES:
             "../scripts/probe.py"
 
 
+# Chunked sources (large pulls): chunks_<source> decides a changed dataset's chunks on a cluster
+# node; ingest_<source>_chunk stages each chunk as its own job (retried alone); ingest_<source>
+# gathers their manifests into the dataset's one manifest (one snapshot).
+for source in [name for name, spec in SOURCES.items() if spec.chunked]:
+
+    checkpoint:
+        name:
+            f"chunks_{source}"
+        input:
+            stamp=after_probe(STAMP),
+        output:
+            chunks=staging_path(CHUNKS),
+        log:
+            log_path("chunks/{source}/{name}.log"),
+        wildcard_constraints:
+            source=source,
+        retries: 2
+        conda:
+            source_env(source)
+        resources:
+            **ingest_resources(source),
+        params:
+            dataset=dataset_config,
+        script:
+            "../scripts/chunks.py"
+
+    rule:
+        name:
+            f"ingest_{source}_chunk"
+        input:
+            chunks=staging_path(CHUNKS),
+        output:
+            manifest=staging_path("{source}/{name}/chunk/{chunk}/manifest.json"),
+        log:
+            log_path("ingest/{source}/{name}/chunk_{chunk}.log"),
+        wildcard_constraints:
+            source=source,
+            chunk=r"\d+",
+        retries: 2
+        conda:
+            source_env(source)
+        resources:
+            **ingest_resources(source),
+        params:
+            dataset=dataset_config,
+        script:
+            "../scripts/ingest_chunk.py"
+
+
 # ingest: abstract (`source` matches no source); each source uses it as ingest_<source> below,
 # setting only what differs. One job per dataset whose stamp is newer than its manifest.
 rule ingest:
@@ -59,3 +108,14 @@ use rule ingest as ingest_geo with:
         source_env("geo")
     resources:
         **ingest_resources("geo"),
+
+
+use rule ingest as ingest_cellxgene with:
+    input:
+        stamp=after_probe(STAMP),
+        chunks=chunk_manifests,
+    wildcard_constraints:
+        source="cellxgene",
+    localrule: True
+    conda:
+        source_env("cellxgene")

@@ -8,6 +8,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the omicslake packa
 from omicslake import jobs
 from omicslake.ingest import ingest
 
+chunks = snakemake.input.get("chunks")  # chunked sources: the chunk manifests to gather
+
 jobs.run(
     snakemake.log[0],
     ingest,
@@ -16,4 +18,5 @@ jobs.run(
     snakemake.params.dataset,
     snakemake.output.manifest,
     snakemake.config["download"],  # not a param: a new timeout is no reason to reload
+    [chunks] if isinstance(chunks, str) else chunks,  # one file is a str
 )

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from omicslake.catalog import open_lake
-from omicslake.ingest import ingest
+from omicslake.ingest import ingest, ingest_chunk, plan_chunks
 from omicslake.register import register
+from omicslake.sources import SOURCES
 from tests.servers import HTTPServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,7 +39,16 @@ class Lake:
         return self.staging / source / name
 
     def ingest(self, name: str, cfg: dict, source: str = "http", settings: dict | None = None):
-        return ingest(source, name, cfg, self.folder(name, source) / "manifest.json", settings or FAST)
+        """Ingest as the workflow's jobs do; a chunked source: plan, each chunk, then gather."""
+        folder, settings = self.folder(name, source), settings or FAST
+        chunks = None
+        if SOURCES[source].chunked:
+            plan_chunks(source, name, cfg, folder / "chunks.json", settings)
+            count = len(json.loads((folder / "chunks.json").read_text())["chunks"])
+            chunks = [folder / "chunk" / str(i) / "manifest.json" for i in range(count)]
+            for i, manifest in enumerate(chunks):
+                ingest_chunk(source, name, cfg, i, folder / "chunks.json", manifest, settings)
+        return ingest(source, name, cfg, folder / "manifest.json", settings, chunks)
 
     def register(self, name: str, source: str = "http"):
         folder = self.folder(name, source)

@@ -10,8 +10,10 @@ import pytest
 import yaml
 
 from omicslake.sources import SOURCES
-from omicslake.sources.base import Source
+from omicslake.sources.base import ChunkedSource, Source
 from tests.conftest import REPO
+
+LUNG = {"name": "lung", "organism": "homo_sapiens", "obs_value_filter": "tissue_general == 'lung'"}
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +31,16 @@ def rules() -> set[str]:
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_a_registered_source_has_its_contract_schema_rules_readme_and_tests(source, rules):
     spec = SOURCES[source]
-    for function in ("datasets", "probe", "plan"):
-        expected = inspect.signature(getattr(Source, function)).parameters
+    contract, functions = (ChunkedSource, ("chunks", "plan_chunk")) if spec.chunked else (Source, ("plan",))
+    for function in ("datasets", "probe", *functions):
+        expected = inspect.signature(getattr(contract, function)).parameters
         got = inspect.signature(getattr(spec.module, function)).parameters
         assert list(got) == [p for p in expected if p != "self"], f"{source}.{function}{tuple(got)}"
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     assert source in schema["properties"]["sources"]["properties"], f"config/schema.yaml has no sources.{source}"
     assert {f"probe_{source}", f"ingest_{source}"} <= rules
+    if spec.chunked:
+        assert {f"chunks_{source}", f"ingest_{source}_chunk"} <= rules
     assert f"\n### `{source}`" in (REPO / "README.md").read_text(), f"README.md has no section ### `{source}`"
     assert (REPO / "tests" / f"test_{source}.py").exists()
     assert (REPO / spec.conda).exists()
@@ -50,6 +55,7 @@ def test_building_the_dag_imports_neither_dlt_nor_pyarrow(tmp_path):
         {
             "http": [{"name": "a", "url": "file:a.csv"}],
             "geo": {"base_url": "ftp://127.0.0.1:9/geo", "series": ["GSE1"], "platforms": ["GPL2"]},
+            "cellxgene": {"census_uri": str(tmp_path / "census"), "queries": [LUNG]},
         },
     )
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -72,7 +78,7 @@ runpy.run_module("snakemake", run_name="__main__")
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "probe_geo" in result.stdout
+    assert "probe_geo" in result.stdout and "probe_cellxgene" in result.stdout
 
 
 def test_a_dry_run_plans_only_the_probes(tmp_path):
@@ -81,10 +87,13 @@ def test_a_dry_run_plans_only_the_probes(tmp_path):
 
     http = [{"name": f"t{i}", "url": f"http://127.0.0.1:9/t{i}.csv"} for i in range(20)]
     geo = {"base_url": "ftp://127.0.0.1:9/geo", "series": ["GSE1", "GSE2"]}
-    result = run_snakemake(tmp_path, workflow_config(tmp_path, {"http": http, "geo": geo}), "-n")
+    cellxgene = {"census_uri": str(tmp_path / "census"), "queries": [LUNG]}
+    result = run_snakemake(
+        tmp_path, workflow_config(tmp_path, {"http": http, "geo": geo, "cellxgene": cellxgene}), "-n"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     stats = dict(re.findall(r"^(\w+) +(\d+)$", result.stdout, re.M))  # the "Job stats" table
-    assert stats == {"probe_geo": "1", "probe_http": "1", "all": "1", "total": "3"}
+    assert stats == {"probe_cellxgene": "1", "probe_geo": "1", "probe_http": "1", "all": "1", "total": "4"}
     assert not (tmp_path / "staging").exists()  # a dry run asks no server anything
 
 

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 
-from omicslake.sources import geo, http
-from omicslake.sources.base import Source
+from omicslake.sources import cellxgene, geo, http
+from omicslake.sources.base import ChunkedSource, Source
 
 
 @dataclasses.dataclass(frozen=True)
 class SourceSpec:
     name: str
-    module: Source
+    module: Source | ChunkedSource
     mem_mb: int  # first attempt of an ingest job; grows with each attempt
     runtime: int  # minutes, first attempt
     downloads: int  # parallel downloads from this upstream (resource `downloads_<name>`), and the probe's pool
     conda: str = "envs/omicslake.yaml"
     tables_version: int | None = None  # bump when the source's lake tables change shape: every dataset reloads
+
+    @property
+    def chunked(self) -> bool:
+        """Its datasets are split into chunks, one ingest job each (`ChunkedSource`)."""
+        return hasattr(self.module, "chunks")
 
     def identity(self, entry: dict) -> dict:
         """A dataset's config entry as its loads record it (part of each load's fingerprint): keys
@@ -35,5 +40,6 @@ SOURCES = {
     for spec in [
         SourceSpec("http", http, mem_mb=2000, runtime=60, downloads=4),
         SourceSpec("geo", geo, mem_mb=4000, runtime=120, downloads=2, tables_version=2),  # 2: dataset_expression
+        SourceSpec("cellxgene", cellxgene, mem_mb=4000, runtime=120, downloads=4, conda="envs/cellxgene.yaml"),
     ]
 }

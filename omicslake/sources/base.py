@@ -11,7 +11,16 @@ A source is a module (or package) under `omicslake.sources` with three functions
                                        fetch what changed since the receipt `previous` (None: nothing)
                                        and return the dlt source that yields its tables as Arrow
 
-Heavy libraries (dlt, pyarrow, ...) are imported inside `plan()`.
+A chunked source (large pulls split across jobs) has, instead of `plan`:
+
+    chunks(dataset, entry, settings) -> [chunk]
+                                       the dataset's parts, deterministic for an upstream version
+                                       (JSON-able dicts): one ingest job each, on a cluster node
+    plan_chunk(dataset, entry, chunk, workdir, settings) -> Plan
+                                       the dlt source of one chunk; all chunks of a dataset
+                                       register together, in one snapshot
+
+Heavy libraries (dlt, pyarrow, ...) are imported inside `plan()` / `chunks()` / `plan_chunk()`.
 """
 
 from __future__ import annotations
@@ -49,6 +58,20 @@ class Source(Protocol):
     def plan(
         self, dataset: Dataset, entry: dict, workdir: Path, previous: Receipt | None, settings: DownloadSettings
     ) -> Plan | None: ...
+
+
+class ChunkedSource(Protocol):
+    def datasets(self, block: Any) -> dict[str, dict]: ...
+
+    def probe(
+        self, dataset: Dataset, entry: dict, previous: list[Upstream] | None, settings: DownloadSettings
+    ) -> list[Upstream]: ...
+
+    def chunks(self, dataset: Dataset, entry: dict, settings: DownloadSettings) -> list[dict]: ...
+
+    def plan_chunk(
+        self, dataset: Dataset, entry: dict, chunk: dict, workdir: Path, settings: DownloadSettings
+    ) -> Plan: ...
 
 
 def unchanged(previous: list[Upstream] | None, current: list[Upstream]) -> bool:

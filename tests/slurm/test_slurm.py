@@ -83,3 +83,26 @@ def test_a_job_slurm_kills_for_time_comes_back_with_more_and_others_are_register
     assert attempts == [["TIMEOUT", "2000M", "1:00"], ["COMPLETED", "4000M", "2:00"]]  # by_attempt: mem x 2
     assert Lake(tmp_path).query("SELECT count(*) FROM lake.http.slow") == [(2,)]
     assert Lake(tmp_path).query("SELECT count(*) FROM lake.http.steady") == [(1,)]
+
+
+def test_a_cellxgene_query_runs_as_chunk_jobs_on_slurm(tmp_path, cluster):
+    from tests.census import build_census
+    from tests.test_cellxgene import query
+
+    census = build_census(tmp_path / "census")
+    config = workflow_config(tmp_path, {"cellxgene": {"census_uri": census, "queries": [query(chunk_cells=100)]}})
+    before = {job["id"] for job in cluster.jobs()}
+    result = slurm_run(tmp_path, config, cluster)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = [job for job in cluster.jobs() if job["id"] not in before]
+    chunk_jobs = [
+        job for job in jobs if job["comment"].startswith("rule_ingest_cellxgene_chunk_") and "_lung_" in job["comment"]
+    ]
+    assert len(chunk_jobs) == 3  # 237 lung cells in chunks of 100, one SLURM job each
+    assert any(job["comment"].startswith("rule_chunks_cellxgene_") for job in jobs)  # planned on a node
+    assert {job["state"] for job in jobs} == {"COMPLETED"}
+    lake = Lake(tmp_path)
+    assert lake.query("SELECT count(*), count(DISTINCT soma_joinid) FROM lake.cellxgene.obs") == [(237, 237)]
+    assert lake.query(
+        "SELECT count(DISTINCT snapshot_id) FROM lake.omicslake.loads WHERE dataset = 'cellxgene.lung'"
+    ) == [(1,)]
