@@ -52,7 +52,9 @@ def ingest(
             log.info("%s: content unchanged since load %s", dataset, previous.load_id)
             manifest = staging.unchanged(str(dataset), plan.upstream, digest, cfg)
         else:
-            manifest = staging.stage(str(dataset), plan.source, folder, plan.upstream, digest, cfg)
+            manifest = staging.stage(
+                str(dataset), plan.source, folder, plan.upstream, digest, cfg, partitions=plan.partitions
+            )
             log.info("%s: staged %d files, %d rows", dataset, len(manifest.files), sum(f.rows for f in manifest.files))
     manifest.write(manifest_path)
     return manifest
@@ -86,7 +88,17 @@ def ingest_chunk(
     plan = SOURCES[source].module.plan_chunk(dataset, cfg, chunk, folder, DownloadSettings(**(settings or {})))
     pipeline = f"{staging.pipeline_name(str(dataset))}__chunk_{index}"
     digest = fingerprint(plan.upstream, cfg)
-    manifest = staging.stage(str(dataset), plan.source, folder, plan.upstream, digest, cfg, pipeline, empty_ok=True)
+    manifest = staging.stage(
+        str(dataset),
+        plan.source,
+        folder,
+        plan.upstream,
+        digest,
+        cfg,
+        pipeline,
+        empty_ok=True,
+        partitions=plan.partitions,
+    )
     log.info("%s: chunk %s staged %d rows", dataset, index, sum(f.rows for f in manifest.files))
     manifest.write(manifest_path)
     return manifest

@@ -40,6 +40,7 @@ class StagedFile:
     bytes: int
     schema: list[dict]  # [{"name": ..., "type": <arrow type>}]
     load_id: str
+    partition: dict[str, str] | None = None  # columns the file's folder holds (hive: <column>=<value>/)
 
 
 @dataclasses.dataclass
@@ -86,13 +87,13 @@ class Manifest:
         return cls(**data)
 
 
-def describe_file(path: str, table: str, load_id: str) -> StagedFile:
+def describe_file(path: str, table: str, load_id: str, partition: dict[str, str] | None = None) -> StagedFile:
     """Describe a Parquet file from its footer (no data read)."""
     import pyarrow.parquet as pq
 
     meta = pq.read_metadata(path)
     schema = [{"name": f.name, "type": str(f.type)} for f in meta.schema.to_arrow_schema()]
-    return StagedFile(table, path, meta.num_rows, os.path.getsize(path), schema, load_id)
+    return StagedFile(table, path, meta.num_rows, os.path.getsize(path), schema, load_id, partition)
 
 
 def check_file(dataset: str, staged: StagedFile, actual_path: str) -> None:

@@ -67,6 +67,7 @@ class TablePlan:
     add_columns: list[tuple[str, str]]  # (name, DuckDB type) to create or add
     files: list[tuple[StagedFile, Path]]  # (staged file, destination)
     recreate: bool = False  # the dataset owns the table and its column types changed: drop and create
+    hive: bool = False  # its files leave columns to their folders (<column>=<value>/)
 
     @property
     def qualified(self) -> str:
@@ -242,7 +243,9 @@ def plan_tables(
         columns: dict[str, tuple[str, str]] = {}  # name -> (type, file that brought it)
         placed = []
         for staged in files:
-            dest = folder / Path(staged.path).name
+            dest = folder / hive_folder(staged.partition) / Path(staged.path).name
+            for name in staged.partition or {}:  # partition columns first: the folder holds them
+                columns.setdefault(name, ("VARCHAR", Path(staged.path).name))
             actual = staged.path if os.path.exists(staged.path) else str(dest)  # moved by an interrupted run
             check_file(dataset, staged, actual)  # so files with equal manifest schemas have equal types
             key = json.dumps(staged.schema)
@@ -258,6 +261,7 @@ def plan_tables(
                 placed.append((staged, dest))  # a file with no rows only declares its table
         existing = table_columns(con, schema, table)
         plan = TablePlan(schema, table, existing is not None, folder, [(n, t) for n, (t, _) in columns.items()], placed)
+        plan.hive = any(staged.partition for staged in files)
         if existing is not None:
             conflicts = [(n, t, f) for n, (t, f) in columns.items() if n in existing and not compatible(t, existing[n])]
             if conflicts and owns_table(con, dataset, current, qualified):
@@ -275,6 +279,13 @@ def plan_tables(
         if plan.files or plan.add_columns or plan.recreate:
             plans.append(plan)
     return plans
+
+
+def hive_folder(partition: dict[str, str] | None) -> str:
+    """`<column>=<value>/...` for a file's partition columns (values URL-quoted like Hive's)."""
+    from urllib.parse import quote
+
+    return "/".join(f"{quote(column, safe='')}={quote(value, safe='')}" for column, value in (partition or {}).items())
 
 
 def owns_table(con, dataset: str, current: dict | None, qualified: str) -> bool:
@@ -349,8 +360,8 @@ def move_into_lake(dataset: str, plans: list[TablePlan]) -> list[tuple[Path, Pat
     moved = []
     try:
         for plan in plans:
-            plan.folder.mkdir(parents=True, exist_ok=True)
             for staged, dest in plan.files:
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 src = Path(staged.path)
                 if not src.exists() and dest.exists():
                     continue  # moved by an interrupted earlier attempt
@@ -436,9 +447,11 @@ def add_files(con, plan: TablePlan) -> None:
         for name, type_ in plan.add_columns:
             con.execute(f"ALTER TABLE {plan.qualified} ADD COLUMN {ident(name)} {type_}")
     if plan.files:
+        # hive_partitioning: DuckLake would otherwise read `key=value` anywhere in a path (a data
+        # path like /data/run=3/) as a column value, overriding the file's own
         con.execute(
-            "CALL ducklake_add_data_files(?, ?, ?, schema => ?, allow_missing => true)",
-            [ALIAS, plan.table, files_argument([d for _, d in plan.files]), plan.schema],
+            "CALL ducklake_add_data_files(?, ?, ?, schema => ?, allow_missing => true, hive_partitioning => ?)",
+            [ALIAS, plan.table, files_argument([d for _, d in plan.files]), plan.schema, plan.hive],
         )
 
 

@@ -41,11 +41,13 @@ def stage(
     config: dict,
     pipeline: str | None = None,
     empty_ok: bool = False,
+    partitions: dict[str, dict[str, str]] | None = None,
 ) -> Manifest:
     """Run `source` through dlt into `workdir/parquet` and return the manifest of what it wrote.
 
     A file with no rows declares its table (registration creates the table and adds no file). No
-    rows at all is an error unless `empty_ok` (a query that matched nothing).
+    rows at all is an error unless `empty_ok` (a query that matched nothing). `partitions`: the
+    columns each table's files leave to their folder (`Plan.partitions`).
     """
     schema = dataset.split(".")[0]
     bucket = workdir / "parquet"
@@ -72,7 +74,8 @@ def stage(
                 if job.table_name.startswith("_dlt") or not job.remote_url:
                     continue
                 path = url2pathname(urlparse(job.remote_url).path)  # dlt percent-encodes the URL
-                files.append(describe_file(path, f"{schema}.{job.table_name}", load_id))
+                partition = (partitions or {}).get(job.table_name)
+                files.append(describe_file(path, f"{schema}.{job.table_name}", load_id, partition))
     if not empty_ok and not sum(f.rows for f in files):
         raise DatasetError(dataset, "the source has no rows (empty upstream file?); the lake keeps its current load")
     return Manifest(

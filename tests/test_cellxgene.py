@@ -2,6 +2,7 @@
 through cellxgene_census and tiledbsoma, checked against `cellxgene_census.get_anndata`."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,9 @@ def test_chunked_and_unchunked_loads_are_identical(tmp_path, census):
             )
         )
     (obs, x, chunks), (obs1, x1, chunks1) = contents
+    entry = cellxgene.datasets(block(census, query(chunk_cells=37)))["lung"]
+    plans = [cellxgene.chunks(cellxgene.Dataset("cellxgene", "lung"), entry, None) for _ in range(2)]
+    assert plans[0] == plans[1] and [c["cells"] for c in plans[0]] == [37] * 6 + [15]  # deterministic
     assert (chunks, chunks1) == (7, 1)  # 237 lung cells in chunks of 37, or one chunk
     assert obs == obs1 and x == x1 and len(obs) == 237
 
@@ -119,6 +123,7 @@ def test_a_query_matching_no_cell_is_a_valid_empty_load(lake, census):
         ({"organism": "danio_rerio"}, "unknown organism 'danio_rerio'; the census has homo_sapiens, mus_musculus"),
         ({"obs_value_filter": "tissue_general == = 'lung'"}, "invalid filter (obs_value_filter"),
         ({"obs_value_filter": "no_such_column == 'lung'"}, "invalid filter"),
+        ({"var_value_filter": "feature_name in ['CD3D'"}, "invalid filter"),
         (
             {"obs_columns": ["cell_type", "tissue_ontology"]},
             "unknown obs column 'tissue_ontology'; obs has soma_joinid",
@@ -249,3 +254,17 @@ def test_a_census_mirror_on_s3_loads_the_same_rows(lake, census, s3_census, tmp_
     assert lake.query("SELECT DISTINCT url FROM lake.omicslake.upstream") == [(uri,)]
     leaked = [p for p in lake.root.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert leaked == []  # manifests, receipts, stamps, catalog, data
+
+
+def test_x_files_leave_query_and_census_version_to_their_folder(lake, census):
+    """x's two constant columns are hive partitions: the folder holds them, DuckLake serves them."""
+    import pyarrow.parquet as pq
+
+    load_all(lake, census, query())
+    paths = [p for (p,) in lake.query("SELECT path FROM lake.omicslake.files WHERE table_name = 'cellxgene.x'")]
+    assert paths and all(p.startswith("cellxgene/x/query=lung/census_version=2025-11-08/") for p in paths)
+    data = Path(lake.data_path)
+    assert all(pq.read_schema(data / p).names == ["cell_joinid", "gene_joinid", "value"] for p in paths)
+    assert lake.query(
+        "SELECT count(*) FROM lake.cellxgene.x WHERE query = 'lung' AND census_version = '2025-11-08'"
+    ) == [(58005,)]

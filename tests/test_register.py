@@ -45,6 +45,16 @@ def test_registration_is_zero_copy(lake, genes):
     assert len(manifest.files) == 1
 
 
+def test_a_key_value_folder_in_the_data_path_is_not_read_as_a_column(tmp_path, genes):
+    """DuckLake reads `key=value` path parts as columns unless told not to: a lake under
+    `symbol=X/` must keep each row's own symbol."""
+    from tests.conftest import Lake
+
+    lake = Lake(tmp_path / "symbol=X")
+    lake.load("genes", genes[1])
+    assert lake.query("SELECT symbol FROM lake.http.genes ORDER BY gene_id") == [("A1BG",), ("A2M",), ("NAT1",)]
+
+
 def test_files_are_stored_relative_to_data_path(lake, genes):
     lake.load("genes", genes[1])
     con = connect()

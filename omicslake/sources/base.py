@@ -46,6 +46,9 @@ class Dataset:
 class Plan:
     upstream: list[Upstream]  # every upstream file the load stands for (fetched or only listed)
     source: Any  # a dlt source or resource yielding Arrow tables (marked with their table names)
+    # {table: {column: value}}: columns with one value in all the load's rows of a table, kept out
+    # of its files and registered as hive partitions (a folder <column>=<value>/ in the lake)
+    partitions: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
 
 class Source(Protocol):

@@ -72,7 +72,8 @@ def chunks(dataset: Dataset, entry: dict, settings: DownloadSettings) -> list[di
         if entry["kind"] == CENSUS:
             return [{"census_version": version, "cells": None}]
         exp = experiment(str(dataset), census, entry)
-        with axis_query(str(dataset), exp, entry) as query:
+        with axis_query(exp, entry) as query:
+            checked(str(dataset), entry, query.var_joinids)  # a bad gene filter fails here, not in a chunk
             ids = np.sort(checked(str(dataset), entry, query.obs_joinids).to_numpy())
     size = entry["chunk_cells"]
     if not len(ids):
@@ -101,13 +102,20 @@ def plan_chunk(dataset: Dataset, entry: dict, chunk: dict, workdir: Path, settin
             "planned; run again to plan them anew",
             upstream.url,
         )
-    rows = census_rows if entry["kind"] == CENSUS else query_rows
-    return Plan([upstream], dlt.resource(rows(name, entry, chunk), name="cellxgene", write_disposition="append"))
+    if entry["kind"] == CENSUS:
+        return Plan(
+            [upstream], dlt.resource(census_rows(name, entry, chunk), name="census", write_disposition="append")
+        )
+    # x: billions of rows whose query and census_version are the load's own: their folder holds
+    # them (Parquet statistics of two dictionary columns would cost a third of the job)
+    partitions = {"x": {"query": entry["name"], "census_version": chunk["census_version"]}}
+    resource = dlt.resource(query_rows(name, entry, chunk), name="query", write_disposition="append")
+    return Plan([upstream], resource, partitions)
 
 
 def query_rows(dataset: str, entry: dict, chunk: dict):
-    """obs, then x, of the chunk's cells: Arrow tables marked with their table. One axis query
-    reads both: a second census handle (TileDB context) costs memory that grows with the chunk."""
+    """obs, then x (without the columns its folder holds), of the chunk's cells: Arrow tables
+    marked with their table. One axis query reads both: a second census handle costs memory."""
     import dlt
     import pyarrow as pa
 
@@ -119,7 +127,7 @@ def query_rows(dataset: str, entry: dict, chunk: dict):
     with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
         pa.jemalloc_set_decay_ms(0)
 
-    def labelled(table: pa.Table, name: str) -> pa.Table:
+    def labelled(table: pa.Table) -> pa.Table:
         """query and census_version first, categories as one dictionary type across chunks."""
         rows = table.num_rows
         out = {"query": constant(entry["name"], rows), "census_version": constant(chunk["census_version"], rows)}
@@ -130,23 +138,22 @@ def query_rows(dataset: str, entry: dict, chunk: dict):
             elif pa.types.is_large_string(field.type):
                 column = column.cast(pa.string())
             out[field.name] = column
-        return dlt.mark.with_table_name(pa.table(out), name)
+        return dlt.mark.with_table_name(pa.table(out), "obs")
 
     with open_census(dataset, location(entry)) as census:
         exp = experiment(dataset, census, entry)
-        with axis_query(dataset, exp, entry, (slice(chunk["first"], chunk["last"]),)) as query:
+        with axis_query(exp, entry, (slice(chunk["first"], chunk["last"]),)) as query:
             cells = 0
             empty = pa.Table.from_batches([], exp.obs.schema).select(columns)
             for table in or_empty(query.obs(column_names=columns) if chunk["cells"] else (), empty):
                 cells += table.num_rows
-                yield labelled(table.select(columns), "obs")
+                yield labelled(table.select(columns))
             if cells != chunk["cells"]:
                 span, planned = f"{chunk['first']}-{chunk['last']}", chunk["cells"]
                 raise DatasetError(dataset, f"chunk of obs joinids {span}: {cells} cells read, {planned} planned")
             empty = pa.Table.from_batches([], exp.ms["RNA"].X[entry["x_layer"]].schema)
             for table in or_empty(query.X(entry["x_layer"]).tables() if chunk["cells"] else (), empty):
-                coo = labelled(table.rename_columns(["cell_joinid", "gene_joinid", "value"]), "x")
-                yield coo
+                yield dlt.mark.with_table_name(table.rename_columns(["cell_joinid", "gene_joinid", "value"]), "x")
 
 
 def census_rows(dataset: str, entry: dict, chunk: dict):
@@ -235,7 +242,7 @@ def experiment(dataset: str, census, entry: dict):
 
 
 @contextlib.contextmanager
-def axis_query(dataset: str, exp, entry: dict, coords: tuple = ()):
+def axis_query(exp, entry: dict, coords: tuple = ()):
     import tiledbsoma as soma
 
     obs = soma.AxisQuery(value_filter=entry.get("obs_value_filter"), coords=coords)
