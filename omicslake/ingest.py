@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from omicslake import staging
 from omicslake.download import DownloadSettings
+from omicslake.errors import DatasetError
 from omicslake.manifest import Manifest, Receipt, fingerprint, write_json
 from omicslake.sources import SOURCES
 from omicslake.sources.base import Dataset
@@ -33,16 +35,16 @@ def ingest(
     dataset = Dataset(source, name)
     folder = Path(manifest_path).parent
     folder.mkdir(parents=True, exist_ok=True)
-    cfg = SOURCES[source].identity(cfg)
+    entry, cfg = SOURCES[source].resolved(cfg), SOURCES[source].identity(cfg)
     previous = Receipt.read(folder / "receipt.json")
     if previous and previous.config != cfg:
         log.info("%s: config changed since load %s: fetching afresh", dataset, previous.load_id)
         previous = None
-    if chunks is not None:
-        manifest = gather(dataset, [Manifest.read(path) for path in chunks], previous, cfg)
+    if SOURCES[source].chunked:
+        manifest = gather(dataset, [Manifest.read(path) for path in chunks or []], previous, cfg)
         manifest.write(manifest_path)
         return manifest
-    plan = SOURCES[source].module.plan(dataset, cfg, folder, previous, DownloadSettings(**(settings or {})))
+    plan = SOURCES[source].module.plan(dataset, entry, folder, previous, DownloadSettings(**(settings or {})))
     if plan is None:
         log.info("%s: upstream unchanged since load %s", dataset, previous.load_id)
         manifest = staging.unchanged(str(dataset), previous.upstream, previous.fingerprint, cfg)
@@ -62,9 +64,20 @@ def ingest(
 
 def plan_chunks(source: str, name: str, cfg: dict, chunks_path: str | Path, settings: dict | None = None) -> list:
     """Decide the chunks of dataset `<source>.<name>` and write them to `chunks_path`."""
-    dataset = Dataset(source, name)
-    cfg = SOURCES[source].identity(cfg)
-    chunks = SOURCES[source].module.chunks(dataset, cfg, DownloadSettings(**(settings or {})))
+    dataset, spec, download = Dataset(source, name), SOURCES[source], DownloadSettings(**(settings or {}))
+    entry, cfg = spec.resolved(cfg), spec.identity(cfg)
+    folder = Path(chunks_path).parent
+    previous = Receipt.read(folder / "receipt.json")
+    # replanned although the upstream is the receipt's (say, after a probe that failed): no chunks
+    current = previous and previous.config == cfg and spec.module.probe(dataset, entry, previous.upstream, download)
+    if current and fingerprint(current, cfg) == previous.fingerprint:
+        log.info("%s: unchanged since load %s: no chunks", dataset, previous.load_id)
+        write_json(chunks_path, {"dataset": str(dataset), "config": cfg, "chunks": []})
+        return []
+    chunks = spec.module.chunks(dataset, entry, download)
+    for stale in folder.glob("chunk/*"):  # of an earlier plan with more chunks
+        if not stale.name.isdigit() or int(stale.name) >= len(chunks):
+            shutil.rmtree(stale)
     write_json(chunks_path, {"dataset": str(dataset), "config": cfg, "chunks": chunks})
     log.info("%s: %d chunks", dataset, len(chunks))
     return chunks
@@ -81,11 +94,11 @@ def ingest_chunk(
 ) -> Manifest:
     """Stage chunk `index` of `chunks_path` through dlt into the manifest's folder."""
     dataset = Dataset(source, name)
-    cfg = SOURCES[source].identity(cfg)
+    entry, cfg = SOURCES[source].resolved(cfg), SOURCES[source].identity(cfg)
     chunk = json.loads(Path(chunks_path).read_text())["chunks"][int(index)]
     folder = Path(manifest_path).parent
     folder.mkdir(parents=True, exist_ok=True)
-    plan = SOURCES[source].module.plan_chunk(dataset, cfg, chunk, folder, DownloadSettings(**(settings or {})))
+    plan = SOURCES[source].module.plan_chunk(dataset, entry, chunk, folder, DownloadSettings(**(settings or {})))
     pipeline = f"{staging.pipeline_name(str(dataset))}__chunk_{index}"
     digest = fingerprint(plan.upstream, cfg)
     manifest = staging.stage(
@@ -105,7 +118,12 @@ def ingest_chunk(
 
 
 def gather(dataset: Dataset, parts: list[Manifest], previous: Receipt | None, cfg: dict) -> Manifest:
-    """One manifest of all chunks of a dataset: they register in one snapshot."""
+    """One manifest of all chunks of a dataset: they register in one snapshot. No chunks: the
+    plan found the upstream unchanged since the receipt `previous`."""
+    if not parts:
+        if not previous:
+            raise DatasetError(str(dataset), "no chunks and no earlier load: run again to plan anew")
+        return staging.unchanged(str(dataset), previous.upstream, previous.fingerprint, cfg)
     upstream = list({u.url: u for part in parts for u in part.upstream}.values())
     digest = fingerprint(upstream, cfg)
     if previous and previous.fingerprint == digest:

@@ -123,9 +123,9 @@ def live_loads(catalog: str, data_path: str, source: str) -> dict[str, str]:
 
 
 def probe_dataset(spec: SourceSpec, dataset: Dataset, entry: dict, path: Path, settings: DownloadSettings) -> str:
-    entry = spec.identity(entry)  # as ingest sees it
+    entry, identity = spec.resolved(entry), spec.identity(entry)  # as ingest sees them
     old = Stamp.read(path)
-    same_config = old is not None and old.config == entry and not old.error
+    same_config = old is not None and old.config == identity and not old.error
     error, current = None, []
     try:
         current = spec.module.probe(dataset, entry, old.upstream if same_config else None, settings)
@@ -135,7 +135,7 @@ def probe_dataset(spec: SourceSpec, dataset: Dataset, entry: dict, path: Path, s
         error = f"{dataset}: probe failed: {type(e).__name__}: {first_line(e)}"
     if same_config and not error and unchanged(old.upstream, current):
         return "unchanged"
-    Stamp(str(dataset), entry, current, error, utc_now()).write(path)
+    Stamp(str(dataset), identity, current, error, utc_now()).write(path)
     if error:
         log.warning("%s", error)
         return f"failed: {error}"

@@ -262,6 +262,12 @@ def plan_tables(
         existing = table_columns(con, schema, table)
         plan = TablePlan(schema, table, existing is not None, folder, [(n, t) for n, (t, _) in columns.items()], placed)
         plan.hive = any(staged.partition for staged in files)
+        if plan.hive and "=" in data_path:
+            raise DatasetError(
+                dataset,
+                f"lake.data_path {data_path!r} holds '=': DuckLake would read it as a column of partitioned "
+                f"table {qualified}; choose a data_path without '='",
+            )
         if existing is not None:
             conflicts = [(n, t, f) for n, (t, f) in columns.items() if n in existing and not compatible(t, existing[n])]
             if conflicts and owns_table(con, dataset, current, qualified):

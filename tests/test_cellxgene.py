@@ -268,3 +268,49 @@ def test_x_files_leave_query_and_census_version_to_their_folder(lake, census):
     assert lake.query(
         "SELECT count(*) FROM lake.cellxgene.x WHERE query = 'lung' AND census_version = '2025-11-08'"
     ) == [(58005,)]
+
+
+def test_tuning_keys_are_no_reason_to_reload_a_query(tmp_path, census):
+    from omicslake.probe import probe
+
+    def probe_with(**settings) -> dict:
+        entries = cellxgene.datasets(block(census, query(), **settings))
+        stamps = {name: str(tmp_path / name / "stamp.json") for name in entries}
+        return probe("cellxgene", entries, stamps, tmp_path / "report.json")
+
+    assert probe_with() == {"lung": "new", "census": "new"}
+    tuned = probe_with(read_buffer_mb=512, tiledb_config={"vfs.s3.proxy_host": "proxy.example"})
+    assert tuned == {"lung": "unchanged", "census": "unchanged"}
+    assert probe_with(census_version="2026-05-01")["lung"] == "changed"  # part of what is loaded
+
+
+def test_a_replan_of_an_unchanged_query_pulls_no_chunk(lake, census):
+    """After a probe that failed, the plan runs again: the census is the receipt's, so no chunk."""
+    from omicslake.ingest import plan_chunks
+
+    entry = cellxgene.datasets(block(census, query()))["lung"]
+    first = lake.load("lung", entry, "cellxgene")
+    folder = lake.folder("lung", "cellxgene")
+    assert plan_chunks("cellxgene", "lung", entry, folder / "chunks.json") == []
+    again = lake.load("lung", entry, "cellxgene")  # plan, no chunk, gather, register
+    assert again.status == "unchanged" and again.snapshot_id == first.snapshot_id
+
+
+@pytest.mark.parametrize(
+    "settings, key",
+    [
+        ({"tiledb_config": {"vfs.azure.storage_account_key": "x"}}, "tiledb_config.vfs.azure.storage_account_key"),
+        ({"census_uri": "s3://user:pw@bucket/soma"}, "census_uri"),
+    ],
+)
+def test_credentials_in_the_census_settings_are_refused(census, settings, key):
+    from omicslake.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"sources.cellxgene.{key}: "):
+        cellxgene.datasets(block(census, query(), **settings))
+
+
+def test_a_data_path_with_key_value_is_refused_for_partitioned_tables(tmp_path, census):
+    lake = Lake(tmp_path / "run=1")
+    with pytest.raises(DatasetError, match=r"^cellxgene\.lung: lake\.data_path .* holds '='"):
+        load_all(lake, census, query())

@@ -55,6 +55,30 @@ def test_a_key_value_folder_in_the_data_path_is_not_read_as_a_column(tmp_path, g
     assert lake.query("SELECT symbol FROM lake.http.genes ORDER BY gene_id") == [("A1BG",), ("A2M",), ("NAT1",)]
 
 
+def test_a_package_a_killed_attempt_left_in_dlt_does_not_replace_the_new_rows(lake, genes):
+    """A normalized package a killed chunk or ingest job left in the pipeline folder: the next
+    attempt stages exactly its own rows (dlt 1.31 does; a dlt whose run() loaded the leftover
+    instead, as its docs describe, would fail here)."""
+    import dlt
+    import pyarrow as pa
+
+    from omicslake.staging import DLT_DATASET, pipeline_name
+
+    folder = lake.folder("genes")
+    killed = dlt.pipeline(
+        pipeline_name=pipeline_name("http.genes"),
+        pipelines_dir=str(folder / ".dlt"),
+        destination=dlt.destinations.filesystem(bucket_url=str(folder / "parquet")),
+        dataset_name=DLT_DATASET,
+    )
+    killed.extract(dlt.resource([pa.table({"stale": [1]})], name="genes"), loader_file_format="parquet")
+    killed.normalize()  # then killed: a normalized package waits for its load step
+    manifest = lake.ingest("genes", genes[1])
+    assert [(f.table, f.rows) for f in manifest.files] == [("http.genes", 3)]
+    lake.register("genes")
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
+
+
 def test_files_are_stored_relative_to_data_path(lake, genes):
     lake.load("genes", genes[1])
     con = connect()

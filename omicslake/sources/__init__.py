@@ -22,6 +22,7 @@ class SourceSpec:
     downloads: int  # parallel downloads from this upstream (resource `downloads_<name>`), and the probe's pool
     conda: str = "envs/omicslake.yaml"
     tables_version: int | None = None  # bump when the source's lake tables change shape: every dataset reloads
+    tuning: tuple[str, ...] = ()  # config keys that change how a dataset is fetched, not what: no reload
 
     @property
     def chunked(self) -> bool:
@@ -30,9 +31,13 @@ class SourceSpec:
 
     def identity(self, entry: dict) -> dict:
         """A dataset's config entry as its loads record it (part of each load's fingerprint): keys
-        left at None dropped, plus the version of the source's tables."""
-        settled = {key: value for key, value in entry.items() if value is not None}
+        left at None and tuning keys dropped, plus the version of the source's tables."""
+        settled = {key: value for key, value in entry.items() if value is not None and key not in self.tuning}
         return settled if self.tables_version is None else {**settled, "tables_version": self.tables_version}
+
+    def resolved(self, entry: dict) -> dict:
+        """The entry as the source's functions get it: its identity plus its tuning keys."""
+        return {**self.identity(entry), **{key: entry[key] for key in self.tuning if entry.get(key) is not None}}
 
 
 SOURCES = {
@@ -40,6 +45,8 @@ SOURCES = {
     for spec in [
         SourceSpec("http", http, mem_mb=2000, runtime=60, downloads=4),
         SourceSpec("geo", geo, mem_mb=4000, runtime=120, downloads=2, tables_version=2),  # 2: dataset_expression
-        SourceSpec("cellxgene", cellxgene, mem_mb=4000, runtime=120, downloads=4, conda="envs/cellxgene.yaml"),
+        SourceSpec(
+            "cellxgene", cellxgene, 4000, 120, 4, "envs/cellxgene.yaml", tuning=("read_buffer_mb", "tiledb_config")
+        ),
     ]
 }

@@ -18,19 +18,22 @@ import contextlib
 import re
 from pathlib import Path
 
-from omicslake.config import ConfigError
+from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings
 from omicslake.errors import DatasetError, first_line
 from omicslake.manifest import Upstream
 from omicslake.sources.base import Dataset, Plan
 
 CENSUS = "census"  # the dataset of the census-level tables
-SECRET = re.compile(r"secret|password|token|access_key|key_id", re.IGNORECASE)
+SECRET = re.compile(r"key|secret|password|token|credential|identity", re.IGNORECASE)  # S3, Azure, GCS
+FILTER_ERROR = re.compile(r"QueryCondition|parse|syntax|does not exist|not in schema|unknown", re.IGNORECASE)
 
 
 def datasets(block: dict) -> dict[str, dict]:
     """The census dataset and one dataset per query (its name is the lake rows' `query`)."""
     census = {key: block.get(key) for key in ("census_version", "census_uri", "tiledb_config", "read_buffer_mb")}
+    if census["census_uri"]:
+        check_url("sources.cellxgene.census_uri", census["census_uri"])
     for key in census["tiledb_config"] or {}:
         if SECRET.search(key):
             raise ConfigError(
@@ -252,14 +255,17 @@ def axis_query(exp, entry: dict, coords: tuple = ()):
 
 
 def checked(dataset: str, entry: dict, read):
-    """Call `read()`; a filter TileDB cannot parse becomes one line naming the query's filters."""
+    """Call `read()`; a filter TileDB cannot parse becomes one line naming the query's filters, any
+    other failure (a census that stops answering) one line saying so."""
     import tiledbsoma as soma
 
     try:
         return read()
     except (soma.SOMAError, ValueError, TypeError, SyntaxError) as e:
-        raise DatasetError(
-            dataset,
-            f"invalid filter (obs_value_filter {entry.get('obs_value_filter')!r}, "
-            f"var_value_filter {entry.get('var_value_filter')!r}): {first_line(e)}",
-        ) from None
+        if isinstance(e, SyntaxError) or FILTER_ERROR.search(str(e)):
+            raise DatasetError(
+                dataset,
+                f"invalid filter (obs_value_filter {entry.get('obs_value_filter')!r}, "
+                f"var_value_filter {entry.get('var_value_filter')!r}): {first_line(e)}",
+            ) from None
+        raise DatasetError(dataset, f"reading the census failed: {type(e).__name__}: {first_line(e)}") from None
