@@ -1,0 +1,161 @@
+"""Zenodo records (InvenioRDM REST API): record metadata, checksummed files, tabular files as tables.
+
+Config (one entry of `sources.zenodo.records`): id (a record) or concept (always its latest
+version), files (globs over the record's file keys), tables (file glob -> table name). Each entry
+is one dataset writing `zenodo.records`, `zenodo.files` and one `zenodo.<table>` per file group.
+WORK IN PROGRESS (issue 9): not yet registered in the source registry.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from pathlib import Path
+
+from omicslake import download
+from omicslake.config import ConfigError, check_url
+from omicslake.download import DownloadSettings, NotFound
+from omicslake.errors import DatasetError
+from omicslake.manifest import Receipt, Upstream
+from omicslake.sources.base import Dataset, Plan, unchanged
+
+RESERVED = {"records", "files", "probe"}
+
+
+def datasets(block: dict) -> dict[str, dict]:
+    """One dataset per record entry: `record_<id>` or `concept_<concept>`, unless named."""
+    check_url("sources.zenodo.api_url", block["api_url"])
+    out = {}
+    for i, record in enumerate(block.get("records") or []):
+        name = record.get("name") or (f"record_{record['id']}" if record.get("id") else f"concept_{record['concept']}")
+        if name in out:
+            raise ConfigError(f"config key sources.zenodo.records[{i}]: {name!r} is listed twice")
+        for pattern, table in (record.get("tables") or {}).items():
+            if table in RESERVED:
+                raise ConfigError(f"config key sources.zenodo.records[{i}].tables.{pattern}: {table!r} is reserved")
+        out[name] = {"api_url": block["api_url"].rstrip("/"), **record}
+    return out
+
+
+def probe(dataset: Dataset, entry: dict, previous: list[Upstream] | None, settings: DownloadSettings) -> list[Upstream]:
+    """The record's version and its selected files (size, md5): a new version is a change."""
+    record = fetch_record(str(dataset), entry, settings)
+    return [record_upstream(record)] + [file_upstream(record, f) for f in selected(record, entry)]
+
+
+def plan(
+    dataset: Dataset, entry: dict, workdir: Path, previous: Receipt | None, settings: DownloadSettings
+) -> Plan | None:
+    """Fetch the record's selected files (md5 checked); None when the record is the last load's."""
+    import dlt
+
+    name = str(dataset)
+    record = fetch_record(name, entry, settings)
+    files = selected(record, entry)
+    upstream = [record_upstream(record)] + [file_upstream(record, f) for f in files]
+    if unchanged(previous.upstream if previous else None, upstream):
+        return None
+    fetched = {  # one folder per file: Zenodo's content URLs all end in /content
+        f["key"]: download.fetch(
+            name, file_upstream(record, f), workdir / "download" / str(i), settings, f.get("checksum")
+        )
+        for i, f in enumerate(files)
+    }
+
+    def rows():
+        import pyarrow as pa
+
+        from omicslake.formats import infer_format, read_batches
+        from omicslake.reshape import constant
+
+        record_id = str(record["id"])
+        yield dlt.mark.with_table_name(pa.Table.from_pylist([record_row(record)]), "records")
+        loaded = {key for key in fetched if infer_format(key)}
+        yield dlt.mark.with_table_name(
+            pa.Table.from_pylist([file_row(record, f, f["key"] in loaded) for f in record.get("files", [])]), "files"
+        )
+        for key in sorted(loaded):
+            table = table_name(key, entry.get("tables") or {})
+            for batch in read_batches(name, fetched[key].path, infer_format(key)):
+                front = {"record_id": constant(record_id, batch.num_rows), "file_key": constant(key, batch.num_rows)}
+                columns = {**front, **{n: batch.column(n) for n in batch.schema.names}}
+                yield dlt.mark.with_table_name(pa.table(columns), table)
+
+    return Plan([f.upstream for f in fetched.values()] + [upstream[0]], dlt.resource(rows(), name="zenodo"))
+
+
+def fetch_record(dataset: str, entry: dict, settings: DownloadSettings) -> dict:
+    """The record's JSON: `/records/{id}`, or the concept's latest version."""
+    from omicslake.download.http import failed, get, session
+
+    api = entry["api_url"]
+    url = f"{api}/records/{entry['id']}" if entry.get("id") else f"{api}/records/{entry['concept']}/versions/latest"
+    with get(dataset, url, session(url, settings), {"Accept": "application/json"}, settings) as response:
+        if response.status_code in (404, 410):
+            what = f"record {entry['id']}" if entry.get("id") else f"concept {entry['concept']}"
+            raise NotFound(dataset, f"Zenodo has no {what} (HTTP {response.status_code})", url)
+        if response.status_code != 200:
+            raise failed(dataset, url, response)
+        try:
+            return response.json()
+        except ValueError as e:
+            raise DatasetError(dataset, f"the record is not JSON: {e}", url) from None
+
+
+def selected(record: dict, entry: dict) -> list[dict]:
+    """The record's files whose keys match the entry's globs, by key."""
+    globs = entry.get("files") or ["*"]
+    return sorted(
+        (f for f in record.get("files", []) if any(fnmatch.fnmatchcase(f["key"], g) for g in globs)),
+        key=lambda f: f["key"],
+    )
+
+
+def record_upstream(record: dict) -> Upstream:
+    links = record.get("links", {})
+    return Upstream(links.get("self") or str(record["id"]), version=f"{record['id']}@{record.get('modified')}")
+
+
+def file_upstream(record: dict, file: dict) -> Upstream:
+    links = file.get("links", {})
+    url = links.get("content") or links["self"]
+    return Upstream(url, checksum=file.get("checksum"), size=file.get("size"), version=str(record["id"]))
+
+
+def record_row(record: dict) -> dict:
+    meta = record.get("metadata", {})
+    return {
+        "record_id": str(record["id"]),
+        "concept_id": str(record.get("conceptrecid") or ""),
+        "doi": record.get("doi"),
+        "concept_doi": record.get("conceptdoi"),
+        "title": meta.get("title"),
+        "version": meta.get("version"),
+        "publication_date": meta.get("publication_date"),
+        "license": (meta.get("license") or {}).get("id"),
+        "creators": json.dumps(meta.get("creators", [])),
+        "created": record.get("created"),
+        "modified": record.get("modified"),
+    }
+
+
+def file_row(record: dict, file: dict, loaded: bool) -> dict:
+    checksum = file.get("checksum") or ""
+    return {
+        "record_id": str(record["id"]),
+        "key": file["key"],
+        "size": file.get("size"),
+        "md5": checksum.removeprefix("md5:"),
+        "url": (file.get("links") or {}).get("content") or (file.get("links") or {}).get("self"),
+        "loaded": loaded,
+    }
+
+
+def table_name(key: str, tables: dict[str, str]) -> str:
+    """The table a file loads into: the first matching `tables` glob, else its stem in snake_case."""
+    for pattern, table in tables.items():
+        if fnmatch.fnmatchcase(key, pattern):
+            return table
+    stem = Path(key).name.split(".")[0]
+    return re.sub(r"[^a-z0-9]+", "_", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", stem).lower()).strip("_") or "table"
