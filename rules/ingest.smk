@@ -110,6 +110,15 @@ use rule ingest as ingest_geo with:
         **ingest_resources("geo"),
 
 
+use rule ingest as ingest_zenodo with:
+    wildcard_constraints:
+        source="zenodo",
+    conda:
+        source_env("zenodo")
+    resources:
+        **ingest_resources("zenodo"),
+
+
 use rule ingest as ingest_cellxgene with:
     input:
         stamp=after_probe(STAMP),

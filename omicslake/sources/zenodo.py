@@ -3,7 +3,6 @@
 Config (one entry of `sources.zenodo.records`): id (a record) or concept (always its latest
 version), files (globs over the record's file keys), tables (file glob -> table name). Each entry
 is one dataset writing `zenodo.records`, `zenodo.files` and one `zenodo.<table>` per file group.
-WORK IN PROGRESS (issue 9): not yet registered in the source registry.
 """
 
 from __future__ import annotations
@@ -21,6 +20,20 @@ from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
 
 RESERVED = {"records", "files", "probe"}
+
+
+def _schemas():
+    import pyarrow as pa
+
+    text = pa.string()
+    records = pa.schema(
+        [(name, text) for name in ("record_id", "concept_id", "doi", "concept_doi", "title", "version")]
+        + [(name, text) for name in ("publication_date", "license", "creators", "created", "modified")]
+    )
+    files = pa.schema(
+        [("record_id", text), ("key", text), ("size", pa.int64()), ("md5", text), ("url", text), ("loaded", pa.bool_())]
+    )
+    return records, files
 
 
 def datasets(block: dict) -> dict[str, dict]:
@@ -63,6 +76,8 @@ def plan(
         for i, f in enumerate(files)
     }
 
+    RECORDS, FILES = _schemas()  # noqa: N806  (every column, even when a record leaves it empty)
+
     def rows():
         import pyarrow as pa
 
@@ -70,19 +85,24 @@ def plan(
         from omicslake.reshape import constant
 
         record_id = str(record["id"])
-        yield dlt.mark.with_table_name(pa.Table.from_pylist([record_row(record)]), "records")
+        yield dlt.mark.with_table_name(pa.Table.from_pylist([record_row(record)], RECORDS), "records")
         loaded = {key for key in fetched if infer_format(key)}
-        yield dlt.mark.with_table_name(
-            pa.Table.from_pylist([file_row(record, f, f["key"] in loaded) for f in record.get("files", [])]), "files"
-        )
+        listed = [file_row(record, f, f["key"] in loaded) for f in record.get("files", [])]
+        yield dlt.mark.with_table_name(pa.Table.from_pylist(listed, FILES), "files")
         for key in sorted(loaded):
             table = table_name(key, entry.get("tables") or {})
-            for batch in read_batches(name, fetched[key].path, infer_format(key)):
-                front = {"record_id": constant(record_id, batch.num_rows), "file_key": constant(key, batch.num_rows)}
-                columns = {**front, **{n: batch.column(n) for n in batch.schema.names}}
-                yield dlt.mark.with_table_name(pa.table(columns), table)
+            try:
+                for batch in read_batches(name, fetched[key].path, infer_format(key)):
+                    front = {
+                        "record_id": constant(record_id, batch.num_rows),
+                        "file_key": constant(key, batch.num_rows),
+                    }
+                    columns = {**front, **{n: batch.column(n) for n in batch.schema.names}}
+                    yield dlt.mark.with_table_name(pa.table(columns), table)
+            except DatasetError as e:  # named by its key: the downloaded file is called `content`
+                raise DatasetError(name, e.cause, key) from None
 
-    return Plan([f.upstream for f in fetched.values()] + [upstream[0]], dlt.resource(rows(), name="zenodo"))
+    return Plan(upstream, dlt.resource(rows(), name="zenodo"))  # as the record describes them (md5 checked)
 
 
 def fetch_record(dataset: str, entry: dict, settings: DownloadSettings) -> dict:

@@ -1,0 +1,154 @@
+"""Zenodo source against a local HTTP server in the shape of Zenodo's InvenioRDM records API:
+`/api/records/{id}` (id, conceptrecid, doi, metadata, files[] with key, size, checksum
+"md5:<hex>", links.self / links.content), `/api/records/{concept}/versions/latest`, and file
+bodies at `/api/records/{id}/files/{key}/content`."""
+
+import gzip
+import hashlib
+import json
+
+import pytest
+
+from omicslake.errors import DatasetError
+from omicslake.sources import zenodo
+
+COUNTS = gzip.compress(b"gene,sample_a,sample_b\nTP53,5,7\nBRCA1,0,3\nMYC,12,9\n")
+SAMPLES = b"sample\ttissue\nsample_a\tlung\nsample_b\tliver\n"
+PAPER = b"%PDF-1.7\n% not a table\n"
+
+
+class Zenodo:
+    """Records published on a test HTTP server as Zenodo's API shows them."""
+
+    def __init__(self, server):
+        self.server = server
+
+    @property
+    def api(self) -> str:
+        return self.server.url("/api")
+
+    def publish(self, record_id: int, files: dict[str, bytes], concept: int | None = None, version: str = "v1",
+                checksums: dict[str, str] | None = None, **resource) -> dict:  # fmt: skip
+        entries = []
+        for key, body in files.items():
+            content = self.server.add(f"/api/records/{record_id}/files/{key}/content", body)
+            checksum = (checksums or {}).get(key, "md5:" + hashlib.md5(body).hexdigest())
+            entries.append(
+                {
+                    "key": key,
+                    "size": len(body),
+                    "checksum": checksum,
+                    "links": {"self": content.removesuffix("/content"), "content": content},
+                }
+            )
+        record = {
+            "id": record_id,
+            "conceptrecid": str(concept or record_id - 1),
+            "doi": f"10.5281/zenodo.{record_id}",
+            "conceptdoi": f"10.5281/zenodo.{concept or record_id - 1}",
+            "created": "2025-03-01T10:00:00.000000+00:00",
+            "modified": f"2025-03-0{record_id % 9 + 1}T10:00:00.000000+00:00",
+            "metadata": {
+                "title": "Bulk RNA-seq of lung and liver",
+                "version": version,
+                "publication_date": "2025-03-01",
+                "creators": [{"person_or_org": {"name": "Doe, Jane"}}],
+                "license": {"id": "cc-by-4.0"},
+            },
+            "files": entries,
+            "links": {"self": self.server.url(f"/api/records/{record_id}")},
+        }
+        self.server.add(f"/api/records/{record_id}", json.dumps(record).encode(), **resource)
+        if concept:
+            self.server.add(f"/api/records/{concept}/versions/latest", json.dumps(record).encode())
+        return record
+
+
+@pytest.fixture
+def zenodo_api(http_server) -> Zenodo:
+    return Zenodo(http_server)
+
+
+def entries(api: str, *records: dict) -> dict:
+    return zenodo.datasets({"api_url": api, "records": list(records)})
+
+
+def test_a_record_loads_its_metadata_files_and_tables(lake, zenodo_api):
+    zenodo_api.publish(7890123, {"counts_matrix.csv.gz": COUNTS, "Sample-Sheet.tsv": SAMPLES, "paper.pdf": PAPER})
+    entry = entries(zenodo_api.api, {"id": 7890123, "tables": {"counts*": "counts"}})["record_7890123"]
+    receipt = lake.load("record_7890123", entry, "zenodo")
+    assert lake.query("SELECT record_id, concept_id, doi, version, license FROM lake.zenodo.records") == [
+        ("7890123", "7890122", "10.5281/zenodo.7890123", "v1", "cc-by-4.0")
+    ]
+    assert lake.query("SELECT key, loaded FROM lake.zenodo.files ORDER BY key") == [
+        ("Sample-Sheet.tsv", True),
+        ("counts_matrix.csv.gz", True),
+        ("paper.pdf", False),
+    ]
+    assert lake.query("SELECT record_id, file_key, gene, sample_b FROM lake.zenodo.counts ORDER BY gene") == [
+        ("7890123", "counts_matrix.csv.gz", "BRCA1", 3),
+        ("7890123", "counts_matrix.csv.gz", "MYC", 9),
+        ("7890123", "counts_matrix.csv.gz", "TP53", 7),
+    ]
+    assert lake.query("SELECT sample, tissue FROM lake.zenodo.sample_sheet ORDER BY 1") == [
+        ("sample_a", "lung"),
+        ("sample_b", "liver"),
+    ]
+    again = lake.load("record_7890123", entry, "zenodo")
+    assert again.status == "unchanged" and again.snapshot_id == receipt.snapshot_id
+
+
+def test_a_concept_follows_its_latest_version_and_a_new_version_replaces_rows(lake, zenodo_api):
+    zenodo_api.publish(201, {"counts.csv.gz": COUNTS}, concept=200)
+    entry = entries(zenodo_api.api, {"concept": 200})["concept_200"]
+    first = lake.load("concept_200", entry, "zenodo")
+    assert lake.query("SELECT DISTINCT record_id FROM lake.zenodo.counts") == [("201",)]
+    newer = gzip.compress(b"gene,sample_a,sample_b\nTP53,6,8\n")
+    zenodo_api.publish(202, {"counts.csv.gz": newer}, concept=200, version="v2")
+    second = lake.load("concept_200", entry, "zenodo")
+    assert second.snapshot_id == first.snapshot_id + 1  # one snapshot: old rows out, new rows in
+    assert lake.query("SELECT record_id, gene, sample_a FROM lake.zenodo.counts") == [("202", "TP53", 6)]
+    assert lake.query("SELECT record_id, version FROM lake.zenodo.records") == [("202", "v2")]
+    old = lake.query(f"SELECT count(*) FROM lake.zenodo.counts AT (VERSION => {first.snapshot_id})")
+    assert old == [(3,)]
+
+
+def test_a_checksum_mismatch_fails_the_record_and_registers_nothing(lake, zenodo_api):
+    zenodo_api.publish(301, {"counts.csv.gz": COUNTS}, checksums={"counts.csv.gz": "md5:" + "0" * 32})
+    with pytest.raises(DatasetError, match=r"^zenodo\.record_301: .*counts\.csv\.gz/content: .*md5"):
+        lake.load("record_301", entries(zenodo_api.api, {"id": 301})["record_301"], "zenodo")
+    assert not (lake.root / "lake").exists()
+
+
+def test_an_unknown_record_is_one_clear_error(lake, zenodo_api):
+    with pytest.raises(DatasetError, match=r"^zenodo\.record_999: .*: Zenodo has no record 999 \(HTTP 404\)"):
+        lake.load("record_999", entries(zenodo_api.api, {"id": 999})["record_999"], "zenodo")
+
+
+def test_rate_limited_requests_are_retried_after_the_servers_delay(lake, zenodo_api, http_server):
+    zenodo_api.publish(401, {"counts.csv.gz": COUNTS}, fail=[429], retry_after="1")
+    lake.load("record_401", entries(zenodo_api.api, {"id": 401})["record_401"], "zenodo")
+    hits = http_server.hits("/api/records/401")
+    assert [h["status"] for h in hits[:2]] == [429, 200] and hits[1]["time"] - hits[0]["time"] >= 0.9
+    assert lake.query("SELECT count(*) FROM lake.zenodo.counts") == [(3,)]
+
+
+def test_a_malformed_table_names_its_file(lake, zenodo_api):
+    zenodo_api.publish(501, {"broken.csv": b"a,b\n1,2\n3,4,5\n"})
+    with pytest.raises(DatasetError, match=r"^zenodo\.record_501: broken\.csv: malformed csv: .*Expected 2 columns"):
+        lake.load("record_501", entries(zenodo_api.api, {"id": 501})["record_501"], "zenodo")
+
+
+@pytest.mark.slow
+def test_workflow_loads_a_record_and_a_rerun_starts_no_job(tmp_path, zenodo_api):
+    from tests.conftest import Lake, probe_report, run_snakemake, started_jobs, workflow_config
+
+    zenodo_api.publish(601, {"counts.csv.gz": COUNTS, "paper.pdf": PAPER})
+    config = workflow_config(tmp_path, {"zenodo": {"api_url": zenodo_api.api, "records": [{"id": 601}]}})
+    first = run_snakemake(tmp_path, config)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert started_jobs(first) == [("ingest_zenodo", "record_601"), ("register", "record_601")]
+    assert Lake(tmp_path).query("SELECT count(*) FROM lake.zenodo.counts") == [(3,)]
+    again = run_snakemake(tmp_path, config)
+    assert again.returncode == 0 and started_jobs(again) == []
+    assert probe_report(tmp_path, "zenodo") == {"record_601": "unchanged"}
