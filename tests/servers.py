@@ -23,6 +23,7 @@ class Resource:
     ranges: bool = True  # honour Range requests
     fail: list[int] = dataclasses.field(default_factory=list)  # statuses to answer first, in order
     retry_after: str | None = None  # Retry-After header sent with failures
+    rate_limit_reset: float | None = None  # failures send X-RateLimit-Reset: now + this (epoch seconds)
     drop_after: int | None = None  # first full response: close the connection after this many bytes
     stall: list[float] = dataclasses.field(default_factory=list)  # seconds to wait before answering, per request
     login: str | None = None  # "user:password" required as HTTP Basic auth
@@ -107,6 +108,8 @@ class HTTPServer:
         if res.fail:
             status = res.fail.pop(0)
             extra = {"Retry-After": res.retry_after} if res.retry_after else {}
+            if res.rate_limit_reset is not None:
+                extra["X-RateLimit-Reset"] = str(int(time.time() + res.rate_limit_reset))
             return send(handler, status, b"try again", extra)
         headers = {}
         modified = email.utils.formatdate(res.last_modified, usegmt=True)

@@ -152,3 +152,11 @@ def test_workflow_loads_a_record_and_a_rerun_starts_no_job(tmp_path, zenodo_api)
     again = run_snakemake(tmp_path, config)
     assert again.returncode == 0 and started_jobs(again) == []
     assert probe_report(tmp_path, "zenodo") == {"record_601": "unchanged"}
+
+
+def test_without_retry_after_a_429_waits_for_x_ratelimit_reset(lake, zenodo_api, http_server):
+    """Zenodo documents X-RateLimit-Reset, not Retry-After: wait until then, not the short backoff."""
+    zenodo_api.publish(402, {"counts.csv.gz": COUNTS}, fail=[429], rate_limit_reset=2)
+    lake.load("record_402", entries(zenodo_api.api, {"id": 402})["record_402"], "zenodo")  # backoff 0.05 s
+    hits = http_server.hits("/api/records/402")
+    assert [h["status"] for h in hits[:2]] == [429, 200] and hits[1]["time"] - hits[0]["time"] >= 0.9

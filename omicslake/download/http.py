@@ -1,8 +1,10 @@
 """HTTP(S): retries, backoff and Retry-After come from dlt's requests helper; this module adds
-resuming a body that broke off (Range + If-Range), and conditional GET (ETag / Last-Modified)."""
+waiting for X-RateLimit-Reset, resuming a body that broke off (Range + If-Range), and conditional
+GET (ETag / Last-Modified)."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 import requests
@@ -17,15 +19,38 @@ RESUMABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.Chu
 def session(url: str, settings: DownloadSettings) -> requests.Session:
     from dlt.sources.helpers.requests import Client  # imported here: dlt is heavy, the DAG never needs it
 
+    max_delay = max(60.0, settings.backoff_seconds)
     client = Client(
         request_timeout=settings.timeout_seconds,
         request_max_attempts=settings.retries + 1,
         request_backoff_factor=settings.backoff_seconds,
-        request_max_retry_delay=max(60.0, settings.backoff_seconds),
+        request_max_retry_delay=max_delay,
         raise_for_status=False,
     )
-    client.session.auth = login(url)  # None: requests falls back to ~/.netrc
-    return client.session
+    http = client.session
+    http.auth = login(url)  # None: requests falls back to ~/.netrc
+    # dlt waits for Retry-After only; rate-limited APIs such as Zenodo's send X-RateLimit-Reset
+    # (when the quota refills, epoch seconds) instead. The Retrying object sits on `send`.
+    http.send.retry.wait = rate_limit_wait()(multiplier=settings.backoff_seconds, max=max_delay)
+    return http
+
+
+@functools.cache
+def rate_limit_wait() -> type:
+    """dlt's wait (exponential, or Retry-After) that also waits for X-RateLimit-Reset on a 429."""
+    from dlt.sources.helpers.requests.retry import _get_retry_response, wait_exponential_retry_after
+
+    class RateLimitWait(wait_exponential_retry_after):
+        def _get_retry_after(self, retry_state) -> float | None:
+            seconds = super()._get_retry_after(retry_state)
+            response = _get_retry_response(retry_state)
+            reset = response.headers.get("X-RateLimit-Reset", "") if response is not None else ""
+            if seconds is None and response.status_code == 429 and reset.isdigit():
+                wait = int(reset) - time.time()
+                return max(self.min, min(self.max, wait)) if wait > 0 else None
+            return seconds
+
+    return RateLimitWait
 
 
 def listing(dataset: str, url: str, settings: DownloadSettings) -> list[Upstream]:
