@@ -119,6 +119,15 @@ use rule ingest as ingest_zenodo with:
         **ingest_resources("zenodo"),
 
 
+use rule ingest as ingest_kaggle with:
+    wildcard_constraints:
+        source="kaggle",
+    conda:
+        source_env("kaggle")
+    resources:
+        **ingest_resources("kaggle"),
+
+
 use rule ingest as ingest_cellxgene with:
     input:
         stamp=after_probe(STAMP),

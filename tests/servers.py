@@ -8,11 +8,13 @@ import email.utils
 import hashlib
 import http.server
 import io
+import json
 import logging
 import os
 import re
 import threading
 import time
+import zipfile
 
 
 @dataclasses.dataclass
@@ -228,3 +230,93 @@ class FTPServer:
 
     def stop(self):
         self.server.close_all()
+
+
+class KaggleServer:
+    """Kaggle's API as kagglesdk calls it: `POST /api/v1/datasets.DatasetApiService/GetDataset` and
+    `…/DownloadDataset` (camelCase JSON; the download answers 302 to the archive, served with
+    Content-Length and `x-goog-hash: crc32c=…,md5=<base64>`). Requests need `login` as Basic auth
+    or `token` as Bearer; a dataset it does not hold is 404."""
+
+    def __init__(self, login: tuple[str, str] | None = None, token: str | None = None):
+        self.datasets: dict[str, dict] = {}  # ref -> {"title", "current", "versions": {n: archive bytes}}
+        self.requests: list[dict] = []
+        self.bad_md5: set[tuple[str, int]] = set()
+        allowed = set()
+        if login:
+            allowed.add("Basic " + base64.b64encode(":".join(login).encode()).decode())
+        if token:
+            allowed.add(f"Bearer {token}")
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status: int, body: bytes = b"", headers: dict | None = None):
+                self.send_response(status)
+                for name, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                if self.headers.get("Authorization") not in allowed:
+                    return self.reply(
+                        401, b'{"code": 401, "message": "Unauthenticated"}', {"Content-Type": "application/json"}
+                    )
+                ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
+                dataset = server.datasets.get(ref)
+                if dataset is None:
+                    return self.reply(
+                        404, b'{"code": 404, "message": "Not found"}', {"Content-Type": "application/json"}
+                    )
+                if self.path == "/api/v1/datasets.DatasetApiService/GetDataset":
+                    answer = {"ref": ref, "title": dataset["title"], "currentVersionNumber": dataset["current"],
+                              "lastUpdated": "2025-06-01T12:00:00Z", "licenseName": "CC0-1.0"}  # fmt: skip
+                    return self.reply(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
+                if self.path == "/api/v1/datasets.DatasetApiService/DownloadDataset":
+                    version = body.get("datasetVersionNumber") or dataset["current"]
+                    if version not in dataset["versions"]:
+                        return self.reply(
+                            404, b'{"code": 404, "message": "No such version"}', {"Content-Type": "application/json"}
+                        )
+                    return self.reply(302, b"", {"Location": f"/blobs/{ref.replace('/', '-')}-{version}.zip"})
+                return self.reply(404)
+
+            def do_GET(self):
+                server.requests.append({"path": self.path, "body": None, "headers": dict(self.headers)})
+                match = re.fullmatch(r"/blobs/(.+)-(\d+)\.zip", self.path)
+                for ref, dataset in server.datasets.items():
+                    if match and match[1] == ref.replace("/", "-") and int(match[2]) in dataset["versions"]:
+                        archive = dataset["versions"][int(match[2])]
+                        digest = hashlib.md5(b"" if (ref, int(match[2])) in server.bad_md5 else archive).digest()
+                        md5 = base64.b64encode(digest).decode()
+                        headers = {"Content-Type": "application/zip", "x-goog-hash": f"crc32c=AAAAAA==,md5={md5}"}
+                        return self.reply(200, archive, headers)
+                return self.reply(404)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def publish(self, ref: str, version: int, files: dict[str, bytes], title: str = "Expression atlas") -> None:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            for name, body in files.items():
+                zf.writestr(name, body)
+        dataset = self.datasets.setdefault(ref, {"title": title, "current": version, "versions": {}})
+        dataset["versions"][version] = archive.getvalue()
+        dataset["current"] = max(dataset["current"], version)
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

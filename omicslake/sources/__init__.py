@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from omicslake.sources import cellxgene, geo, http, zenodo
+from omicslake.sources import cellxgene, geo, http, kaggle, zenodo
 from omicslake.sources.base import ChunkedSource, Source
 
 
@@ -46,6 +46,7 @@ SOURCES = {
         SourceSpec("http", http, mem_mb=2000, runtime=60, downloads=4),
         SourceSpec("geo", geo, mem_mb=4000, runtime=120, downloads=2, tables_version=2),  # 2: dataset_expression
         SourceSpec("zenodo", zenodo, mem_mb=2000, runtime=60, downloads=2),  # guests: 60 requests a minute
+        SourceSpec("kaggle", kaggle, mem_mb=2000, runtime=60, downloads=2),
         SourceSpec(
             "cellxgene", cellxgene, 4000, 120, 4, "envs/cellxgene.yaml", tuning=("read_buffer_mb", "tiledb_config")
         ),

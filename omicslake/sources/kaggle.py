@@ -6,7 +6,6 @@ entry is one dataset writing `kaggle.datasets`, `kaggle.files` and one `kaggle.<
 group. The archive is fetched with the SDK's DownloadDataset (a 302 to the zip) and unpacked by
 `omicslake.archives` (hostile members refused), not by kagglehub, whose zip extraction silently
 rewrites them. Credentials: KAGGLE_API_TOKEN, or KAGGLE_USERNAME + KAGGLE_KEY, or kaggle.json.
-WORK IN PROGRESS (issue 9): not yet registered.
 """
 
 from __future__ import annotations
@@ -137,6 +136,12 @@ def client(dataset: str, entry: dict):
     return KaggleClient(env, api_token=token, username=None if token else user, password=None if token else key)
 
 
+def answer(e: Exception) -> str:
+    """`HTTP <status>: <message>` of a failed call (401: the credentials are refused)."""
+    response = getattr(e, "response", None)
+    return f"HTTP {response.status_code}: {first_line(e)}" if response is not None else first_line(e)
+
+
 def describe(dataset: str, entry: dict) -> dict:
     """GetDataset: title, last update, current version, ..."""
     from kagglesdk.datasets.types.dataset_api_service import ApiGetDatasetRequest
@@ -150,7 +155,7 @@ def describe(dataset: str, entry: dict) -> dict:
     except DatasetError:
         raise
     except Exception as e:
-        raise DatasetError(dataset, f"Kaggle GetDataset {entry['ref']} failed: {first_line(e)}") from None
+        raise DatasetError(dataset, f"Kaggle GetDataset {entry['ref']} failed: {answer(e)}") from None
     return {
         "title": meta.title,
         "last_updated": str(meta.last_updated) if meta.last_updated else None,
@@ -179,9 +184,7 @@ def download_archive(dataset: str, entry: dict, version: int, folder: Path) -> P
     except DatasetError:
         raise
     except Exception as e:
-        raise DatasetError(
-            dataset, f"Kaggle DownloadDataset {entry['ref']} v{version} failed: {first_line(e)}"
-        ) from None
+        raise DatasetError(dataset, f"Kaggle DownloadDataset {entry['ref']} v{version} failed: {answer(e)}") from None
     md5 = dict(part.split("=", 1) for part in expected.split(",") if "=" in part).get("md5")
     if md5 and base64.b64decode(md5) != digest.digest():
         raise DatasetError(
