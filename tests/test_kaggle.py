@@ -93,6 +93,23 @@ def test_missing_credentials_name_the_variables_to_set(lake, kaggle_api, monkeyp
     assert kaggle_api.requests == []  # nothing asked anonymously
 
 
+def test_an_api_token_is_sent_as_bearer(lake, monkeypatch, tmp_path):
+    monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
+    monkeypatch.delenv("KAGGLE_KEY", raising=False)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "KGAT_" + KEY)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "none"))
+    server = KaggleServer(token="KGAT_" + KEY)
+    try:
+        server.publish("owner/atlas", 1, {"expression.csv": EXPRESSION})
+        lake.load("owner__atlas", entry(server), "kaggle")
+        assert {r["headers"].get("Authorization") for r in server.requests if r["body"] is not None} == {
+            "Bearer KGAT_" + KEY
+        }
+    finally:
+        server.stop()
+    assert lake.query("SELECT count(*) FROM lake.kaggle.expression") == [(2,)]
+
+
 def test_an_unknown_dataset_and_a_malformed_table_are_one_clear_error(lake, kaggle_api):
     with pytest.raises(
         DatasetError, match=r"^kaggle\.owner__atlas: Kaggle GetDataset owner/atlas failed: HTTP 404: Not found"

@@ -160,3 +160,31 @@ def test_without_retry_after_a_429_waits_for_x_ratelimit_reset(lake, zenodo_api,
     lake.load("record_402", entries(zenodo_api.api, {"id": 402})["record_402"], "zenodo")  # backoff 0.05 s
     hits = http_server.hits("/api/records/402")
     assert [h["status"] for h in hits[:2]] == [429, 200] and hits[1]["time"] - hits[0]["time"] >= 0.9
+
+
+def test_a_zipped_table_loads_and_a_hostile_zip_is_refused(lake, zenodo_api):
+    import io
+    import zipfile
+
+    def zipped(members: dict[str, bytes]) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as zf:
+            for name, body in members.items():
+                zf.writestr(name, body)
+        return out.getvalue()
+
+    zenodo_api.publish(701, {"tables.zip": zipped({"counts.csv": b"gene,n\nTP53,4\n", "figure.png": b"\x89PNG"})})
+    lake.load("record_701", entries(zenodo_api.api, {"id": 701})["record_701"], "zenodo")
+    assert lake.query("SELECT file_key, gene, n FROM lake.zenodo.counts") == [("tables.zip/counts.csv", "TP53", 4)]
+    assert lake.query("SELECT key, loaded FROM lake.zenodo.files") == [("tables.zip", True)]
+    zenodo_api.publish(702, {"evil.zip": zipped({"../escape.csv": b"a\n1\n"})})
+    with pytest.raises(DatasetError, match=r"^zenodo\.record_702: evil\.zip: member '\.\./escape\.csv' leaves"):
+        lake.load("record_702", entries(zenodo_api.api, {"id": 702})["record_702"], "zenodo")
+
+
+def test_a_bare_hex_md5_as_the_legacy_api_writes_it_is_checked_too(lake, zenodo_api):
+    zenodo_api.publish(801, {"counts.csv.gz": COUNTS}, checksums={"counts.csv.gz": hashlib.md5(COUNTS).hexdigest()})
+    lake.load("record_801", entries(zenodo_api.api, {"id": 801})["record_801"], "zenodo")
+    zenodo_api.publish(802, {"counts.csv.gz": COUNTS}, checksums={"counts.csv.gz": "0" * 32})
+    with pytest.raises(DatasetError, match="md5"):
+        lake.load("record_802", entries(zenodo_api.api, {"id": 802})["record_802"], "zenodo")

@@ -76,6 +76,7 @@ def plan(
         for i, f in enumerate(files)
     }
 
+    tables = tabular_files(name, fetched)
     RECORDS, FILES = _schemas()  # noqa: N806  (every column, even when a record leaves it empty)
 
     def rows():
@@ -86,13 +87,13 @@ def plan(
 
         record_id = str(record["id"])
         yield dlt.mark.with_table_name(pa.Table.from_pylist([record_row(record)], RECORDS), "records")
-        loaded = {key for key in fetched if infer_format(key)}
+        loaded = {key.split("/")[0] for key in tables}
         listed = [file_row(record, f, f["key"] in loaded) for f in record.get("files", [])]
         yield dlt.mark.with_table_name(pa.Table.from_pylist(listed, FILES), "files")
-        for key in sorted(loaded):
-            table = table_name(key, entry.get("tables") or {})
+        for key, path in sorted(tables.items()):
+            table = table_name(key.rpartition("/")[2], entry.get("tables") or {})
             try:
-                for batch in read_batches(name, fetched[key].path, infer_format(key)):
+                for batch in read_batches(name, path, infer_format(key)):
                     front = {
                         "record_id": constant(record_id, batch.num_rows),
                         "file_key": constant(key, batch.num_rows),
@@ -103,6 +104,29 @@ def plan(
                 raise DatasetError(name, e.cause, key) from None
 
     return Plan(upstream, dlt.resource(rows(), name="zenodo"))  # as the record describes them (md5 checked)
+
+
+def tabular_files(dataset: str, fetched: dict) -> dict[str, Path]:
+    """{file key: path} of the tabular files among those fetched; a zip's tabular members count as
+    `<key>/<member>` (unpacked safely: a hostile member refuses the record)."""
+    from omicslake.archives import unpack
+    from omicslake.formats import infer_format
+
+    out = {}
+    for key, got in fetched.items():
+        if key.lower().endswith(".zip"):
+            folder = got.path.parent / "unzipped"
+            try:
+                members = unpack(dataset, got.path, folder)
+            except DatasetError as e:  # named by its key: the downloaded file is called `content`
+                raise DatasetError(dataset, e.cause, key) from None
+            for member in members:
+                inner = f"{key}/{member.relative_to(folder).as_posix()}"
+                if infer_format(inner):
+                    out[inner] = member
+        elif infer_format(key):
+            out[key] = got.path
+    return out
 
 
 def fetch_record(dataset: str, entry: dict, settings: DownloadSettings) -> dict:
