@@ -177,3 +177,18 @@ def test_a_server_answering_206_unasked_is_an_error_not_a_loop(http_server, tmp_
     with pytest.raises(DatasetError, match=r"part of the file unasked \(HTTP 206\)"):
         get(url, tmp_path)
     assert len(http_server.hits("/odd.bin")) == 1
+
+
+def test_a_server_that_refuses_connections_is_retried_then_one_clear_error(tmp_path):
+    """Connection errors go through the same retry wait as 429s (which then has no response)."""
+    import socket
+
+    from omicslake.download import DownloadSettings, fetch
+    from omicslake.errors import DatasetError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    settings = DownloadSettings(retries=2, backoff_seconds=0.01, timeout_seconds=2)
+    with pytest.raises(DatasetError, match=r"^http\.t: .*cannot reach server after 3 attempts"):
+        fetch("http.t", f"http://127.0.0.1:{port}/a.csv", tmp_path, settings)

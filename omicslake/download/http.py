@@ -43,9 +43,11 @@ def rate_limit_wait() -> type:
     class RateLimitWait(wait_exponential_retry_after):
         def _get_retry_after(self, retry_state) -> float | None:
             seconds = super()._get_retry_after(retry_state)
-            response = _get_retry_response(retry_state)
-            reset = response.headers.get("X-RateLimit-Reset", "") if response is not None else ""
-            if seconds is None and response.status_code == 429 and reset.isdigit():
+            response = _get_retry_response(retry_state)  # None after a connection error
+            if seconds is not None or response is None or response.status_code != 429:
+                return seconds
+            reset = response.headers.get("X-RateLimit-Reset", "")
+            if reset.isdigit():
                 wait = int(reset) - time.time()
                 return max(self.min, min(self.max, wait)) if wait > 0 else None
             return seconds
