@@ -232,16 +232,22 @@ class FTPServer:
         self.server.close_all()
 
 
+SIGNATURE = "sig0ff1ce5ecret"
+
+
 class KaggleServer:
     """Kaggle's API as kagglesdk calls it: `POST /api/v1/datasets.DatasetApiService/GetDataset` and
     `…/DownloadDataset` (camelCase JSON; the download answers 302 to the archive, served with
-    Content-Length and `x-goog-hash: crc32c=…,md5=<base64>`). Requests need `login` as Basic auth
-    or `token` as Bearer; a dataset it does not hold is 404."""
+    Content-Length and `x-goog-hash: crc32c=…,md5=<base64>`, at a signed storage URL whose query
+    grants access). Requests need `login` as Basic auth or `token` as Bearer; a dataset it does not
+    hold is 404. `blob_faults` plays storage faults in order: an HTTP status, or "break" (the body
+    stops halfway)."""
 
     def __init__(self, login: tuple[str, str] | None = None, token: str | None = None):
         self.datasets: dict[str, dict] = {}  # ref -> {"title", "current", "versions": {n: archive bytes}}
         self.requests: list[dict] = []
         self.bad_md5: set[tuple[str, int]] = set()
+        self.blob_faults: list[int | str] = []
         allowed = set()
         if login:
             allowed.add("Basic " + base64.b64encode(":".join(login).encode()).decode())
@@ -285,18 +291,30 @@ class KaggleServer:
                         return self.reply(
                             404, b'{"code": 404, "message": "No such version"}', {"Content-Type": "application/json"}
                         )
-                    return self.reply(302, b"", {"Location": f"/blobs/{ref.replace('/', '-')}-{version}.zip"})
+                    blob = f"/blobs/{ref.replace('/', '-')}-{version}.zip?X-Goog-Signature={SIGNATURE}"
+                    return self.reply(302, b"", {"Location": blob})
                 return self.reply(404)
 
             def do_GET(self):
                 server.requests.append({"path": self.path, "body": None, "headers": dict(self.headers)})
-                match = re.fullmatch(r"/blobs/(.+)-(\d+)\.zip", self.path)
+                match = re.fullmatch(rf"/blobs/(.+)-(\d+)\.zip\?X-Goog-Signature={SIGNATURE}", self.path)
+                fault = server.blob_faults.pop(0) if match and server.blob_faults else None
+                if isinstance(fault, int):
+                    return self.reply(fault, b"<Error><Code>Denied</Code></Error>", {"Content-Type": "text/xml"})
                 for ref, dataset in server.datasets.items():
                     if match and match[1] == ref.replace("/", "-") and int(match[2]) in dataset["versions"]:
                         archive = dataset["versions"][int(match[2])]
                         digest = hashlib.md5(b"" if (ref, int(match[2])) in server.bad_md5 else archive).digest()
                         md5 = base64.b64encode(digest).decode()
                         headers = {"Content-Type": "application/zip", "x-goog-hash": f"crc32c=AAAAAA==,md5={md5}"}
+                        if fault == "break":
+                            self.send_response(200)
+                            self.send_header("Content-Length", str(len(archive)))
+                            self.end_headers()
+                            self.wfile.write(archive[: len(archive) // 2])
+                            self.wfile.flush()
+                            self.close_connection = True
+                            return
                         return self.reply(200, archive, headers)
                 return self.reply(404)
 

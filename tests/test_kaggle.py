@@ -6,9 +6,11 @@ import zipfile
 
 import pytest
 
+from omicslake.config import ConfigError
+from omicslake.download import DownloadSettings
 from omicslake.errors import DatasetError
 from omicslake.sources import kaggle
-from tests.servers import KaggleServer
+from tests.servers import SIGNATURE, KaggleServer
 
 KEY = "kaggle-key-s3cr3t-0042"
 EXPRESSION = b"gene,liver,lung\nTP53,1.5,2.0\nMYC,3.0,0.5\n"
@@ -20,6 +22,7 @@ def kaggle_api(monkeypatch, tmp_path):
     monkeypatch.setenv("KAGGLE_KEY", KEY)
     monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-json"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kaggle/access_token of the machine's
     server = KaggleServer(login=("alice", KEY))
     yield server
     server.stop()
@@ -71,7 +74,9 @@ def test_a_zip_slip_archive_is_refused_and_nothing_registered(lake, kaggle_api, 
         zf.writestr("../../escaped.csv", "a\n1\n")
     kaggle_api.publish("owner/atlas", 1, {})
     kaggle_api.datasets["owner/atlas"]["versions"][1] = archive.getvalue()
-    with pytest.raises(DatasetError, match=r"^kaggle\.owner__atlas: archive: member '\.\./\.\./escaped\.csv' leaves"):
+    with pytest.raises(
+        DatasetError, match=r"^kaggle\.owner__atlas: owner/atlas v1: member '\.\./\.\./escaped\.csv' leaves"
+    ):
         lake.load("owner__atlas", entry(kaggle_api), "kaggle")
     assert not (lake.root / "lake").exists() and not list(tmp_path.rglob("escaped.csv"))
 
@@ -116,7 +121,7 @@ def test_an_unknown_dataset_and_a_malformed_table_are_one_clear_error(lake, kagg
     ):
         lake.load("owner__atlas", entry(kaggle_api), "kaggle")
     kaggle_api.publish("owner/atlas", 1, {"broken.csv": b"a,b\n1,2\n3,4,5\n"})
-    with pytest.raises(DatasetError, match=r"^kaggle\.owner__atlas: broken\.csv: malformed csv"):
+    with pytest.raises(DatasetError, match=r"^kaggle\.owner__atlas: owner/atlas v1/broken\.csv: malformed csv"):
         lake.load("owner__atlas", entry(kaggle_api), "kaggle")
 
 
@@ -136,3 +141,90 @@ def test_workflow_loads_a_dataset_and_a_rerun_starts_no_job(tmp_path, kaggle_api
     assert probe_report(tmp_path, "kaggle") == {"owner__atlas": "unchanged"}
     logs = [p for p in tmp_path.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert logs == []  # not in logs, stamps, manifests, receipts, the catalog or the data
+
+
+def test_storage_faults_are_retried_and_a_refusal_never_shows_the_signed_url(lake, kaggle_api):
+    kaggle_api.publish("owner/atlas", 1, {"expression.csv": EXPRESSION})
+    kaggle_api.blob_faults = [503, "break"]  # the session retries the 503; the broken body is fetched again
+    lake.load("owner__atlas", entry(kaggle_api), "kaggle")
+    assert [r["path"].partition("?")[0] for r in kaggle_api.requests if r["body"] is None] == [
+        "/blobs/owner-atlas-1.zip"
+    ] * 3
+    assert lake.query("SELECT count(*) FROM lake.kaggle.expression") == [(2,)]
+    kaggle_api.publish("owner/atlas", 2, {"expression.csv": EXPRESSION})
+    kaggle_api.blob_faults = [403]
+    with pytest.raises(DatasetError, match=r"^kaggle\.owner__atlas: owner/atlas v2: .*HTTP 403") as error:
+        lake.load("owner__atlas", entry(kaggle_api), "kaggle")
+    assert "/blobs/owner-atlas-2.zip" in str(error.value) and SIGNATURE not in str(error.value)
+    assert lake.query("SELECT DISTINCT version FROM lake.kaggle.expression") == [(1,)]  # v1 stays
+
+
+@pytest.mark.parametrize("where", ["KAGGLE_API_TOKEN as a file", "~/.kaggle/access_token"])
+def test_a_token_file_is_found_where_kagglesdk_looks(lake, kaggle_api, monkeypatch, tmp_path, where):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    token = tmp_path / "home" / ".kaggle" / "access_token"
+    token.parent.mkdir(parents=True)
+    token.write_text("KGAT_from_file\n")
+    if where == "KAGGLE_API_TOKEN as a file":
+        token = token.rename(tmp_path / "token")
+        monkeypatch.setenv("KAGGLE_API_TOKEN", str(token))
+    server = KaggleServer(token="KGAT_from_file")
+    try:
+        server.publish("owner/atlas", 1, {"expression.csv": EXPRESSION})
+        lake.load("owner__atlas", entry(server), "kaggle")
+    finally:
+        server.stop()
+    assert lake.query("SELECT count(*) FROM lake.kaggle.expression") == [(2,)]
+
+
+def test_each_client_calls_its_own_endpoint(kaggle_api):
+    """kagglesdk picks endpoints process-wide; two configured endpoints must not cross."""
+    other = KaggleServer(login=("alice", KEY))
+    try:
+        kaggle_api.publish("owner/atlas", 1, {"expression.csv": EXPRESSION}, title="first")
+        other.publish("owner/atlas", 1, {"expression.csv": EXPRESSION}, title="second")
+        settings = DownloadSettings(retries=0, backoff_seconds=0.05, timeout_seconds=10)
+        first, second = entry(kaggle_api), entry(other)
+        assert kaggle.describe("x", second, settings)["title"] == "second"
+        assert kaggle.describe("x", first, settings)["title"] == "first"
+    finally:
+        other.stop()
+
+
+def test_file_globs_junk_and_txt_files(lake, kaggle_api):
+    kaggle_api.publish(
+        "owner/atlas",
+        1,
+        {
+            "data/expression.csv": EXPRESSION,
+            "__MACOSX/data/._expression.csv": b"\x00\x05\x16\x07 AppleDouble",
+            "data/.DS_Store": b"\x00\x00\x00\x01Bud1",
+            "notes.txt": b"Measured in 2024.\n",
+            "samples.txt": b"sample\ttissue\nA\tlung\n",
+            "other.csv": b"a\n1\n",
+        },
+    )
+    chosen = entry(kaggle_api, files=["expression.csv", "*.txt"], tables={"samples.txt": "samples"})
+    lake.load("owner__atlas", chosen, "kaggle")
+    assert lake.query("SELECT name, loaded FROM lake.kaggle.files ORDER BY name") == [
+        ("__MACOSX/data/._expression.csv", False),
+        ("data/.DS_Store", False),
+        ("data/expression.csv", True),  # a glob matches the base name too
+        ("notes.txt", False),  # a .txt is a table only when `tables` names it
+        ("other.csv", False),  # not selected
+        ("samples.txt", True),
+    ]
+    assert lake.query("SELECT file_name, sample, tissue FROM lake.kaggle.samples") == [("samples.txt", "A", "lung")]
+    tables = lake.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'kaggle' ORDER BY 1")
+    assert tables == [("datasets",), ("expression",), ("files",), ("samples",)]
+
+
+def test_config_names_and_endpoints():
+    names = kaggle.datasets({"datasets": [{"ref": "Owner-1/RNA.seq"}, {"ref": "1000genomes/phase-3"}]})
+    assert list(names) == ["owner_1__rna_seq", "k_1000genomes__phase_3"]
+    with pytest.raises(ConfigError, match="api_endpoint: http://kaggle.example.org would send your Kaggle credentials"):
+        kaggle.datasets({"api_endpoint": "http://kaggle.example.org", "datasets": []})
+    with pytest.raises(ConfigError, match="api_endpoint: a user or password in the URL"):
+        kaggle.datasets({"api_endpoint": "https://me:pw@kaggle.example.org", "datasets": []})
+    kaggle.datasets({"api_endpoint": "http://localhost:7777", "datasets": []})  # this machine: fine

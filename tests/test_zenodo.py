@@ -188,3 +188,48 @@ def test_a_bare_hex_md5_as_the_legacy_api_writes_it_is_checked_too(lake, zenodo_
     zenodo_api.publish(802, {"counts.csv.gz": COUNTS}, checksums={"counts.csv.gz": "0" * 32})
     with pytest.raises(DatasetError, match="md5"):
         lake.load("record_802", entries(zenodo_api.api, {"id": 802})["record_802"], "zenodo")
+
+
+def test_txt_files_load_only_when_named_and_macos_metadata_never(lake, zenodo_api):
+    import io
+    import zipfile
+
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w") as zf:
+        zf.writestr("tables/Counts_2.csv", "gene,n\nTP53,4\n")
+        zf.writestr("__MACOSX/tables/._Counts_2.csv", b"\x00\x05\x16\x07 AppleDouble")
+    notes_only = io.BytesIO()
+    with zipfile.ZipFile(notes_only, "w") as zf:
+        zf.writestr("__MACOSX/._x.csv", b"\x00\x05\x16\x07")
+        zf.writestr("figure.png", b"\x89PNG")
+    files = {
+        "bundle.zip": bundle.getvalue(),
+        "figures.zip": notes_only.getvalue(),
+        "README.txt": b"Counts from STAR, see the paper.\n",
+        "samples.txt": SAMPLES,
+    }
+    zenodo_api.publish(901, files)
+    tables = {"Counts*": "counts", "samples.txt": "samples"}  # globs match a member's base name too
+    lake.load("record_901", entries(zenodo_api.api, {"id": 901, "tables": tables})["record_901"], "zenodo")
+    assert lake.query("SELECT key, loaded FROM lake.zenodo.files ORDER BY key") == [
+        ("README.txt", False),
+        ("bundle.zip", True),
+        ("figures.zip", False),  # nothing tabular inside
+        ("samples.txt", True),
+    ]
+    assert lake.query("SELECT file_key, gene, n FROM lake.zenodo.counts") == [
+        ("bundle.zip/tables/Counts_2.csv", "TP53", 4)
+    ]
+    assert lake.query("SELECT file_key, sample FROM lake.zenodo.samples ORDER BY 2") == [
+        ("samples.txt", "sample_a"),
+        ("samples.txt", "sample_b"),
+    ]
+    tables = lake.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'zenodo' ORDER BY 1")
+    assert tables == [("counts",), ("files",), ("records",), ("samples",)]
+
+
+def test_a_corrupt_zip_names_the_record_file(lake, zenodo_api):
+    zenodo_api.publish(902, {"tables.zip": b"PK\x03\x04" + b"\x00" * 40})
+    with pytest.raises(DatasetError, match=r"^zenodo\.record_902: tables\.zip: a corrupt or truncated zip archive"):
+        lake.load("record_902", entries(zenodo_api.api, {"id": 902})["record_902"], "zenodo")
+    assert not (lake.root / "lake").exists()

@@ -7,9 +7,7 @@ is one dataset writing `zenodo.records`, `zenodo.files` and one `zenodo.<table>`
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import re
 from pathlib import Path
 
 from omicslake import download
@@ -18,6 +16,7 @@ from omicslake.download import DownloadSettings, NotFound
 from omicslake.errors import DatasetError
 from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
+from omicslake.sources.files import file_tables, matches, tabular
 
 RESERVED = {"records", "files", "probe"}
 
@@ -76,41 +75,29 @@ def plan(
         for i, f in enumerate(files)
     }
 
-    tables = tabular_files(name, fetched)
+    contents = unpacked(name, fetched)
+    tables = entry.get("tables") or {}
+    loaded = {outer for key, (outer, _) in contents.items() if tabular(key, tables)}
     RECORDS, FILES = _schemas()  # noqa: N806  (every column, even when a record leaves it empty)
 
     def rows():
         import pyarrow as pa
 
-        from omicslake.formats import infer_format, read_batches
-        from omicslake.reshape import constant
-
-        record_id = str(record["id"])
         yield dlt.mark.with_table_name(pa.Table.from_pylist([record_row(record)], RECORDS), "records")
-        loaded = {key.split("/")[0] for key in tables}
         listed = [file_row(record, f, f["key"] in loaded) for f in record.get("files", [])]
         yield dlt.mark.with_table_name(pa.Table.from_pylist(listed, FILES), "files")
-        for key, path in sorted(tables.items()):
-            table = table_name(key.rpartition("/")[2], entry.get("tables") or {})
-            try:
-                for batch in read_batches(name, path, infer_format(key)):
-                    front = {
-                        "record_id": constant(record_id, batch.num_rows),
-                        "file_key": constant(key, batch.num_rows),
-                    }
-                    columns = {**front, **{n: batch.column(n) for n in batch.schema.names}}
-                    yield dlt.mark.with_table_name(pa.table(columns), table)
-            except DatasetError as e:  # named by its key: the downloaded file is called `content`
-                raise DatasetError(name, e.cause, key) from None
+        paths = {key: path for key, (_, path) in contents.items()}
+        front = {"record_id": str(record["id"])}
+        for table, arrow in file_tables(name, paths, tables, front, "file_key", ""):
+            yield dlt.mark.with_table_name(arrow, table)
 
     return Plan(upstream, dlt.resource(rows(), name="zenodo"))  # as the record describes them (md5 checked)
 
 
-def tabular_files(dataset: str, fetched: dict) -> dict[str, Path]:
-    """{file key: path} of the tabular files among those fetched; a zip's tabular members count as
+def unpacked(dataset: str, fetched: dict) -> dict[str, tuple[str, Path]]:
+    """{file key: (record file key, path)} of the files fetched, a zip standing for its members
     `<key>/<member>` (unpacked safely: a hostile member refuses the record)."""
     from omicslake.archives import unpack
-    from omicslake.formats import infer_format
 
     out = {}
     for key, got in fetched.items():
@@ -120,12 +107,9 @@ def tabular_files(dataset: str, fetched: dict) -> dict[str, Path]:
                 members = unpack(dataset, got.path, folder)
             except DatasetError as e:  # named by its key: the downloaded file is called `content`
                 raise DatasetError(dataset, e.cause, key) from None
-            for member in members:
-                inner = f"{key}/{member.relative_to(folder).as_posix()}"
-                if infer_format(inner):
-                    out[inner] = member
-        elif infer_format(key):
-            out[key] = got.path
+            out.update({f"{key}/{m.relative_to(folder).as_posix()}": (key, m) for m in members})
+        else:
+            out[key] = (key, got.path)
     return out
 
 
@@ -151,7 +135,7 @@ def selected(record: dict, entry: dict) -> list[dict]:
     """The record's files whose keys match the entry's globs, by key."""
     globs = entry.get("files") or ["*"]
     return sorted(
-        (f for f in record.get("files", []) if any(fnmatch.fnmatchcase(f["key"], g) for g in globs)),
+        (f for f in record.get("files", []) if matches(f["key"], globs)),
         key=lambda f: f["key"],
     )
 
@@ -194,12 +178,3 @@ def file_row(record: dict, file: dict, loaded: bool) -> dict:
         "url": (file.get("links") or {}).get("content") or (file.get("links") or {}).get("self"),
         "loaded": loaded,
     }
-
-
-def table_name(key: str, tables: dict[str, str]) -> str:
-    """The table a file loads into: the first matching `tables` glob, else its stem in snake_case."""
-    for pattern, table in tables.items():
-        if fnmatch.fnmatchcase(key, pattern):
-            return table
-    stem = Path(key).name.split(".")[0]
-    return re.sub(r"[^a-z0-9]+", "_", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", stem).lower()).strip("_") or "table"
