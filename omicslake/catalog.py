@@ -58,11 +58,36 @@ def normalise(catalog: str, data_path: str) -> tuple[str, str]:
     return (str(Path(catalog).expanduser().resolve()) if is_file_catalog(catalog) else catalog), data
 
 
+def s3_secret(name: str, bucket: dict) -> str:
+    """A temporary DuckDB secret for one S3 location (`omicslake.config.s3_locations`): its
+    endpoint and region from the config, its key from where boto looks (never stored)."""
+    from urllib.parse import urlparse
+
+    options = ["TYPE s3", f"SCOPE '{quote(bucket['scope'])}'"]
+    if endpoint := bucket.get("endpoint_url"):
+        parsed = urlparse(endpoint)
+        options += [f"ENDPOINT '{quote(parsed.netloc)}'", f"USE_SSL {str(parsed.scheme == 'https').lower()}"]
+    style = bucket.get("url_style") or ("path" if endpoint else "vhost")
+    options.append(f"URL_STYLE '{style}'")
+    if bucket.get("region"):
+        options.append(f"REGION '{quote(bucket['region'])}'")
+    if not bucket.get("anonymous"):
+        import botocore.session
+
+        credentials = botocore.session.Session().get_credentials()
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            options += [f"KEY_ID '{quote(frozen.access_key)}'", f"SECRET '{quote(frozen.secret_key)}'"]
+            if frozen.token:
+                options.append(f"SESSION_TOKEN '{quote(frozen.token)}'")
+    return f"CREATE OR REPLACE TEMPORARY SECRET {name} ({', '.join(options)})"
+
+
 @contextlib.contextmanager
 def open_lake(
-    catalog: str, data_path: str, read_only: bool = False, wait_seconds: float = 600
+    catalog: str, data_path: str, read_only: bool = False, wait_seconds: float = 600, s3: list[dict] | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Attach the lake as `lake`.
+    """Attach the lake as `lake`, able to read the S3 locations `s3` (a secret for each).
 
     A DuckDB-file catalog admits one process at a time (a read-write attach blocks even readers).
     Omicslake's own processes queue on a lock file beside it (writers exclusive, readers shared);
@@ -78,8 +103,10 @@ def open_lake(
                 raise OmicslakeError(f"no lake catalog at {catalog}: run the workflow first")
             Path(catalog).parent.mkdir(parents=True, exist_ok=True)
             lock_file(stack, f"{catalog}.lock", read_only)
-        con = connect()
+        con = connect(*(["httpfs"] if s3 else []))
         stack.callback(con.close)
+        for i, bucket in enumerate(s3 or []):
+            con.execute(s3_secret(f"omicslake_s3_{i}", bucket))
         deadline = time.monotonic() + wait_seconds
         while True:
             try:

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "attach":
         print(attach_sql(*normalise(catalog, data_path), read_only=True) + ";")
     elif args.command == "query":
-        with open_lake(catalog, data_path, read_only=True) as con:
+        with open_lake(catalog, data_path, read_only=True, s3=cfg.s3_locations(config)) as con:
             con.sql(args.sql).show(max_rows=args.max_rows, max_width=200)
     else:
         source, _, name = args.dataset.partition(".")
@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             dataset = cfg.dataset_config(config, source, name)
             jobs.run(None, ingest, source, name, dataset, folder / "manifest.json", config["download"])
         else:
-            jobs.run(None, register_load, folder / "manifest.json", catalog, data_path, folder / "receipt.json")
+            receipt = folder / "receipt.json"
+            jobs.run(
+                None, register_load, folder / "manifest.json", catalog, data_path, receipt, cfg.s3_locations(config)
+            )
     return 0
 
 

@@ -43,3 +43,10 @@ def datasets(config: dict) -> list[tuple[str, str]]:
 
 def dataset_config(config: dict, source: str, name: str) -> dict:
     return source_datasets(config, source)[name]
+
+
+def s3_locations(config: dict) -> list[dict]:
+    """The S3 locations the lake reads: objects registered in place (a DuckDB secret each)."""
+    from omicslake.sources import s3
+
+    return [s3.location(entry) for entry in config.get("sources", {}).get("s3") or [] if entry.get("register_in_place")]

@@ -54,9 +54,7 @@ def ingest(
             log.info("%s: content unchanged since load %s", dataset, previous.load_id)
             manifest = staging.unchanged(str(dataset), plan.upstream, digest, cfg)
         else:
-            manifest = staging.stage(
-                str(dataset), plan.source, folder, plan.upstream, digest, cfg, partitions=plan.partitions
-            )
+            manifest = staging.stage(str(dataset), plan, folder, digest, cfg)
             log.info("%s: staged %d files, %d rows", dataset, len(manifest.files), sum(f.rows for f in manifest.files))
     manifest.write(manifest_path)
     return manifest
@@ -101,17 +99,7 @@ def ingest_chunk(
     plan = SOURCES[source].module.plan_chunk(dataset, entry, chunk, folder, DownloadSettings(**(settings or {})))
     pipeline = f"{staging.pipeline_name(str(dataset))}__chunk_{index}"
     digest = fingerprint(plan.upstream, cfg)
-    manifest = staging.stage(
-        str(dataset),
-        plan.source,
-        folder,
-        plan.upstream,
-        digest,
-        cfg,
-        pipeline,
-        empty_ok=True,
-        partitions=plan.partitions,
-    )
+    manifest = staging.stage(str(dataset), plan, folder, digest, cfg, pipeline, empty_ok=True)
     log.info("%s: chunk %s staged %d rows", dataset, index, sum(f.rows for f in manifest.files))
     manifest.write(manifest_path)
     return manifest

@@ -41,6 +41,8 @@ class StagedFile:
     schema: list[dict]  # [{"name": ..., "type": <arrow type>}]
     load_id: str
     partition: dict[str, str] | None = None  # columns the file's folder holds (hive: <column>=<value>/)
+    upstream: str | None = None  # the upstream file its rows came from, when it holds only that one's
+    in_place: bool = False  # registered where it is (an object in a bucket): `path` is its URL
 
 
 @dataclasses.dataclass
@@ -71,6 +73,7 @@ class Manifest:
     load_id: str | None = None
     workflow_version: str | None = None
     version: int = VERSION
+    kept: list[str] = dataclasses.field(default_factory=list)  # upstream urls whose lake files stay
 
     def write(self, path: str | os.PathLike) -> None:
         write_json(path, dataclasses.asdict(self))

@@ -27,6 +27,7 @@ from omicslake import staging
 from omicslake.catalog import ALIAS, normalise, open_lake
 from omicslake.errors import DatasetError, first_line
 from omicslake.manifest import Manifest, Receipt, StagedFile, check_file, utc_now
+from omicslake.sources.s3 import replaced
 
 log = logging.getLogger("omicslake")
 META = f"__ducklake_metadata_{ALIAS}"
@@ -35,13 +36,15 @@ JOURNAL = "moving.json"
 PROVENANCE = f"""
 BEGIN;
 CREATE SCHEMA IF NOT EXISTS {ALIAS}.omicslake;
+CALL {ALIAS}.set_option('auto_compact', false);
 CREATE TABLE IF NOT EXISTS {ALIAS}.omicslake.loads (
     dataset VARCHAR, load_id VARCHAR, snapshot_id BIGINT, fingerprint VARCHAR,
     replaced_load_id VARCHAR, files BIGINT, rows BIGINT, bytes BIGINT,
     dlt_pipeline VARCHAR, workflow_version VARCHAR, registered_at TIMESTAMP WITH TIME ZONE);
 CREATE TABLE IF NOT EXISTS {ALIAS}.omicslake.files (
     dataset VARCHAR, load_id VARCHAR, snapshot_id BIGINT, table_name VARCHAR,
-    path VARCHAR, rows BIGINT, bytes BIGINT);
+    path VARCHAR, rows BIGINT, bytes BIGINT, upstream VARCHAR);
+ALTER TABLE {ALIAS}.omicslake.files ADD COLUMN IF NOT EXISTS upstream VARCHAR;
 CREATE TABLE IF NOT EXISTS {ALIAS}.omicslake.upstream (
     dataset VARCHAR, load_id VARCHAR, snapshot_id BIGINT, url VARCHAR, checksum VARCHAR,
     size BIGINT, etag VARCHAR, last_modified VARCHAR, version VARCHAR, fetched_at VARCHAR);
@@ -50,8 +53,11 @@ COMMIT;
 INTEGERS = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT"]
 
 
-def relative(path: Path, data_path: str) -> str:
-    return str(path.relative_to(data_path)) if path.is_relative_to(data_path) else str(path)
+def relative(path: Path | str, data_path: str) -> str:
+    """How provenance records a file: relative to DATA_PATH when inside it, else as is (a URL)."""
+    if isinstance(path, Path) and path.is_relative_to(data_path):
+        return str(path.relative_to(data_path))
+    return str(path)
 
 
 def ident(name: str) -> str:
@@ -65,7 +71,7 @@ class TablePlan:
     exists: bool
     folder: Path  # where the table's files live under DATA_PATH
     add_columns: list[tuple[str, str]]  # (name, DuckDB type) to create or add
-    files: list[tuple[StagedFile, Path]]  # (staged file, destination)
+    files: list[tuple[StagedFile, Path | str]]  # (staged file, destination: a path, or an in-place URL)
     recreate: bool = False  # the dataset owns the table and its column types changed: drop and create
     hive: bool = False  # its files leave columns to their folders (<column>=<value>/)
 
@@ -75,14 +81,19 @@ class TablePlan:
 
 
 def register(
-    manifest_path: str | os.PathLike, catalog: str, data_path: str, receipt_path: str | os.PathLike
+    manifest_path: str | os.PathLike,
+    catalog: str,
+    data_path: str,
+    receipt_path: str | os.PathLike,
+    s3: list[dict] | None = None,
 ) -> Receipt:
-    """Register the load described by `manifest_path`; write and return its receipt."""
+    """Register the load described by `manifest_path`; write and return its receipt. `s3`: the
+    locations of objects registered in place (`omicslake.config.s3_locations`)."""
     manifest = Manifest.read(manifest_path)
     dataset, workdir = manifest.dataset, Path(manifest_path).parent
     Path(receipt_path).unlink(missing_ok=True)  # only a registration that ends well leaves a receipt
     _, data_path = normalise(catalog, data_path)
-    with open_lake(catalog, data_path) as con:
+    with open_lake(catalog, data_path, s3=s3) as con:
         con.execute(PROVENANCE)
         discard_orphans(con, workdir, manifest)
         current = current_load(con, dataset)
@@ -168,9 +179,10 @@ def load(
     con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None, workdir: Path
 ) -> Receipt:
     dataset = manifest.dataset
-    if not manifest.files:
+    kept = kept_files(con, manifest, current)
+    if not manifest.files and not kept:
         raise DatasetError(dataset, "a changed load with no files: the manifest is corrupt")
-    plans = plan_tables(con, manifest, data_path, current)
+    plans = plan_tables(con, manifest, data_path, current, {row["path"] for row in kept})
     already = registered_paths(con, [(p.schema, p.table) for p in plans if p.exists])
     for plan in plans:
         for _staged, dest in plan.files:
@@ -185,10 +197,11 @@ def load(
     try:
         snapshot_id = con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()[0] + 1
         con.execute("BEGIN")
-        retire(con, dataset, current, data_path, skip={f"{p.schema}.{p.table}" for p in plans if p.recreate})
+        recreated = {f"{p.schema}.{p.table}" for p in plans if p.recreate}
+        retire(con, dataset, current, data_path, skip=recreated, keep={row["path"] for row in kept})
         for plan in plans:
             add_files(con, plan)
-        write_provenance(con, manifest, plans, data_path, snapshot_id, current)
+        write_provenance(con, manifest, plans, data_path, snapshot_id, current, kept)
         con.execute(
             f"CALL {ALIAS}.set_commit_message('omicslake', ?, extra_info => ?)",
             [
@@ -206,6 +219,9 @@ def load(
             raise
         raise DatasetError(dataset, f"registration failed, catalog unchanged: {first_line(e)}") from e
     journal.unlink()
+    for plan in plans:
+        if not plan.exists or plan.recreate:
+            no_compaction(con, plan)
     actual = con.execute(f"SELECT snapshot_id FROM {ALIAS}.snapshots() WHERE commit_message = ?", [message]).fetchone()[
         0
     ]
@@ -213,9 +229,43 @@ def load(
         log.warning(
             "%s: load %s landed in snapshot %s, provenance says %s", dataset, manifest.load_id, actual, snapshot_id
         )
-    rows = sum(f.rows for f in manifest.files)
-    log.info("%s: registered %d files, %d rows in snapshot %s", dataset, len(moved), rows, actual)
+    added = [staged for plan in plans for staged, _ in plan.files]
+    rows = sum(f.rows for f in added)
+    log.info("%s: registered %d files, %d rows in snapshot %s; kept %d", dataset, len(added), rows, actual, len(kept))
     return receipt_of(con, dataset, current_load(con, dataset), manifest, "registered")
+
+
+def kept_files(con, manifest: Manifest, current: dict | None) -> list[dict]:
+    """Provenance rows of the current load's files that this load keeps: those of the upstream
+    files the source found unchanged, and in-place objects already registered (a lost receipt)."""
+    if not current:
+        return []
+    result = con.execute(
+        f"SELECT * FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
+        [manifest.dataset, current["load_id"]],
+    )
+    names = [d[0] for d in result.description]
+    files = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    listed = con.execute(
+        f"SELECT url, etag, size FROM {ALIAS}.omicslake.upstream WHERE dataset = ? AND load_id = ?",
+        [manifest.dataset, current["load_id"]],
+    ).fetchall()
+    versions = {url: (etag, size) for url, etag, size in listed}
+    if lost := sorted(set(manifest.kept) - versions.keys()):
+        raise DatasetError(
+            manifest.dataset,
+            f"{len(lost)} upstream file(s) to keep are not in the lake's load {current['load_id']} "
+            "(receipt out of date?); the next run loads everything afresh",
+            lost[0],
+        )
+    registered = {row["path"] for row in files}
+    again = {f.upstream for f in manifest.files if f.in_place and f.path in registered}
+    now = {u.url: (u.etag, u.size) for u in manifest.upstream}
+    for url in sorted(again):
+        if versions.get(url) != now.get(url):
+            raise replaced(manifest.dataset, url)
+    keep = set(manifest.kept) | again
+    return [row for row in files if row["upstream"] is not None and row["upstream"] in keep]
 
 
 def with_rollback(con) -> None:
@@ -224,17 +274,19 @@ def with_rollback(con) -> None:
 
 
 def plan_tables(
-    con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None
+    con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None, kept: set[str]
 ) -> list[TablePlan]:
     """Check every file against its manifest entry and its lake table; decide DDL and destinations.
 
     New columns are added. A column whose type changed is an error, unless the dataset owns the
     table (all its rows are the dataset's current load): then the table is dropped and created
-    anew in the load's snapshot, and time travel still reads the old one.
+    anew in the load's snapshot, and time travel still reads the old one. Not when it holds files
+    registered in place: expiring the dropped table's snapshots would delete those objects.
     """
     dataset, by_table = manifest.dataset, {}
     for staged in manifest.files:
-        by_table.setdefault(staged.table, []).append(staged)
+        if staged.path not in kept:  # not an in-place object the current load registered already
+            by_table.setdefault(staged.table, []).append(staged)
     lake_types: dict[str, list[tuple[str, str]]] = {}  # DuckDB types per distinct Arrow schema
     plans = []
     for qualified, files in sorted(by_table.items()):
@@ -243,11 +295,15 @@ def plan_tables(
         columns: dict[str, tuple[str, str]] = {}  # name -> (type, file that brought it)
         placed = []
         for staged in files:
-            dest = folder / hive_folder(staged.partition) / Path(staged.path).name
+            if staged.in_place:
+                dest = actual = staged.path
+                check_in_place(con, dataset, staged)
+            else:
+                dest = folder / hive_folder(staged.partition) / Path(staged.path).name
+                actual = staged.path if os.path.exists(staged.path) else str(dest)  # moved by an interrupted run
+                check_file(dataset, staged, actual)  # so files with equal manifest schemas have equal types
             for name in staged.partition or {}:  # partition columns first: the folder holds them
                 columns.setdefault(name, ("VARCHAR", Path(staged.path).name))
-            actual = staged.path if os.path.exists(staged.path) else str(dest)  # moved by an interrupted run
-            check_file(dataset, staged, actual)  # so files with equal manifest schemas have equal types
             key = json.dumps(staged.schema)
             if key not in lake_types:
                 lake_types[key] = file_columns(con, actual)
@@ -270,7 +326,7 @@ def plan_tables(
             )
         if existing is not None:
             conflicts = [(n, t, f) for n, (t, f) in columns.items() if n in existing and not compatible(t, existing[n])]
-            if conflicts and owns_table(con, dataset, current, qualified):
+            if conflicts and owns_table(con, dataset, current, qualified) and not has_in_place(con, qualified):
                 plan.recreate = True
             elif conflicts:
                 name, type_, file = conflicts[0]
@@ -285,6 +341,24 @@ def plan_tables(
         if plan.files or plan.add_columns or plan.recreate:
             plans.append(plan)
     return plans
+
+
+def check_in_place(con, dataset: str, staged: StagedFile) -> None:
+    """An object registered in place still has the rows the source described (read from its footer)."""
+    try:
+        rows = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [staged.path]).fetchone()[0]
+    except duckdb.Error as e:
+        raise DatasetError(dataset, f"cannot read the object's Parquet footer: {first_line(e)}", staged.path) from None
+    if rows != staged.rows:
+        raise DatasetError(
+            dataset, f"the object changed since it was listed ({rows} rows, not {staged.rows}): run again", staged.path
+        )
+
+
+def has_in_place(con, qualified: str) -> bool:
+    """Does the table hold files registered in place (objects that are not ours)?"""
+    query = f"SELECT count(*) FROM {ALIAS}.omicslake.files WHERE table_name = ? AND path LIKE '%://%'"
+    return bool(con.execute(query, [qualified]).fetchone()[0])
 
 
 def hive_folder(partition: dict[str, str] | None) -> str:
@@ -367,6 +441,8 @@ def move_into_lake(dataset: str, plans: list[TablePlan]) -> list[tuple[Path, Pat
     try:
         for plan in plans:
             for staged, dest in plan.files:
+                if staged.in_place:
+                    continue
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 src = Path(staged.path)
                 if not src.exists() and dest.exists():
@@ -381,8 +457,9 @@ def move_into_lake(dataset: str, plans: list[TablePlan]) -> list[tuple[Path, Pat
     return moved
 
 
-def retire(con, dataset: str, current: dict | None, data_path: str, skip: set[str]) -> None:
-    """Delete the rows of the dataset's previous load (files stay: time travel still reads them).
+def retire(con, dataset: str, current: dict | None, data_path: str, skip: set[str], keep: set[str]) -> None:
+    """Delete the rows of the dataset's previous load but those of `keep` (provenance paths); the
+    files stay: time travel still reads them.
 
     Rows are found by DuckLake's row ids (kept through compaction) or, when a data column is
     called `rowid`, by file name; either way the count must match what that load registered.
@@ -395,18 +472,19 @@ def retire(con, dataset: str, current: dict | None, data_path: str, skip: set[st
     ).fetchall()
     by_table: dict[str, list[tuple[str, int]]] = {}
     for table_name, path, n in rows:
-        by_table.setdefault(table_name, []).append((path, n))
+        if path not in keep:
+            by_table.setdefault(table_name, []).append((path, n))
     for table_name, files in by_table.items():
         schema, table = table_name.split(".", 1)
         columns = table_columns(con, schema, table)
         if columns is None or table_name in skip:
             continue  # dropped outside omicslake, or about to be created anew
         if "rowid" not in columns:
-            ranges = row_id_ranges(con, schema, table, [Path(p).name for p, _ in files])
+            ranges = row_id_ranges(con, schema, table, [p for p, _ in files])
             predicate = " OR ".join(["rowid BETWEEN ? AND ?"] * len(ranges)) or "false"
             params = [bound for pair in ranges for bound in pair]
         elif "filename" not in columns:
-            predicate, params = "filename IN ?", [[str(Path(data_path, p)) for p, _ in files]]
+            predicate, params = "filename IN ?", [[p if "://" in p else str(Path(data_path, p)) for p, _ in files]]
         else:
             raise DatasetError(
                 dataset,
@@ -424,14 +502,18 @@ def retire(con, dataset: str, current: dict | None, data_path: str, skip: set[st
             )
 
 
-def row_id_ranges(con, schema: str, table: str, names: list[str]) -> list[tuple[int, int]]:
-    """Row id ranges of the table's data files with these names, adjacent ranges merged."""
+def row_id_ranges(con, schema: str, table: str, paths: list[str]) -> list[tuple[int, int]]:
+    """Row id ranges of these data files of the table (provenance paths), adjacent ranges merged.
+    A file in DATA_PATH is found by its name (dlt's names are unique), one in place by its URL."""
+    names = [Path(p).name for p in paths if "://" not in p]
+    urls = [p for p in paths if "://" in p]
     spans = con.execute(
         f"SELECT df.row_id_start, df.row_id_start + df.record_count - 1 FROM {META}.ducklake_data_file df "
         f"JOIN {META}.ducklake_table t USING (table_id) JOIN {META}.ducklake_schema s USING (schema_id) "
         "WHERE s.schema_name = ? AND t.table_name = ? AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL "
-        "AND regexp_extract(df.path, '[^/]*$') IN ? ORDER BY 1",
-        [schema, table, names],
+        "AND df.end_snapshot IS NULL AND (CASE WHEN df.path_is_relative THEN regexp_extract(df.path, '[^/]*$') IN ? "
+        "ELSE df.path IN ? END) ORDER BY 1",
+        [schema, table, names or [""], urls or [""]],
     ).fetchall()
     merged: list[tuple[int, int]] = []
     for first, last in spans:
@@ -452,6 +534,8 @@ def add_files(con, plan: TablePlan) -> None:
     else:
         for name, type_ in plan.add_columns:
             con.execute(f"ALTER TABLE {plan.qualified} ADD COLUMN {ident(name)} {type_}")
+    if plan.exists and not plan.recreate:  # DuckLake refuses options on a table created in this transaction
+        no_compaction(con, plan)
     if plan.files:
         # hive_partitioning: DuckLake would otherwise read `key=value` anywhere in a path (a data
         # path like /data/run=3/) as a column value, overriding the file's own
@@ -461,13 +545,25 @@ def add_files(con, plan: TablePlan) -> None:
         )
 
 
-def files_argument(paths: list[Path]) -> str | list[str]:
+def no_compaction(con, plan: TablePlan) -> None:
+    """DuckLake's compaction (CHECKPOINT, merge_adjacent_files) rewrites registered files and, once
+    `expire_older_than`/`delete_older_than` are set, deletes the originals: ours and objects
+    registered in place alike. Every table omicslake registers into opts out; so does the whole
+    catalog (`PROVENANCE`), which covers a new table until its own option is set after COMMIT."""
+    con.execute(
+        f"CALL {ALIAS}.set_option('auto_compact', false, schema => ?, table_name => ?)", [plan.schema, plan.table]
+    )
+
+
+def files_argument(paths: list[Path | str]) -> str | list[str]:
     """One glob when it matches exactly these files, else the list.
 
     DuckLake looks each listed path up in its catalog one by one (about 2.5 ms a file), a glob
     once: at 1,000 files that is several seconds. dlt names files `<load_id>.<file_id>.parquet`,
     so one load's files in a table folder share a prefix.
     """
+    if not all(isinstance(p, Path) for p in paths):  # objects in place: their URLs
+        return [str(p) for p in paths]
     literal = str(paths[0].parent / os.path.commonprefix([p.name for p in paths]))
     if len(paths) > 1 and not set("*?[]{}") & set(literal):
         pattern = f"{literal}*.parquet"
@@ -477,8 +573,15 @@ def files_argument(paths: list[Path]) -> str | list[str]:
 
 
 def write_provenance(
-    con, manifest: Manifest, plans: list[TablePlan], data_path: str, snapshot_id: int, current: dict | None
+    con,
+    manifest: Manifest,
+    plans: list[TablePlan],
+    data_path: str,
+    snapshot_id: int,
+    current: dict | None,
+    kept: list[dict],
 ) -> None:
+    """The load, its files (added and kept) and its upstream files, in the load's snapshot."""
     dataset, load_id = manifest.dataset, manifest.load_id
     files = [f for p in plans for f in p.files]
     key = {"dataset": dataset, "load_id": load_id, "snapshot_id": snapshot_id}
@@ -490,9 +593,9 @@ def write_provenance(
                 **key,
                 "fingerprint": manifest.fingerprint,
                 "replaced_load_id": current["load_id"] if current else None,
-                "files": len(files),
-                "rows": sum(s.rows for s, _ in files),
-                "bytes": sum(s.bytes for s, _ in files),
+                "files": len(files) + len(kept),
+                "rows": sum(s.rows for s, _ in files) + sum(row["rows"] for row in kept),
+                "bytes": sum(s.bytes for s, _ in files) + sum(row["bytes"] for row in kept),
                 "dlt_pipeline": manifest.pipeline,
                 "workflow_version": manifest.workflow_version,
                 "registered_at": datetime.now(UTC),
@@ -503,9 +606,17 @@ def write_provenance(
         con,
         "files",
         [
-            {**key, "table_name": s.table, "path": relative(d, data_path), "rows": s.rows, "bytes": s.bytes}
+            {
+                **key,
+                "table_name": s.table,
+                "path": relative(d, data_path),
+                "rows": s.rows,
+                "bytes": s.bytes,
+                "upstream": s.upstream,
+            }  # fmt: skip
             for s, d in files
-        ],
+        ]
+        + [{**row, **key} for row in kept],
     )
     insert(con, "upstream", [{**key, **dataclasses.asdict(u)} for u in manifest.upstream])
 

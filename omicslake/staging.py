@@ -14,7 +14,9 @@ Layout of one dataset's staging folder (the workflow owns it):
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -24,6 +26,7 @@ import dlt
 from omicslake import workflow_version
 from omicslake.errors import DatasetError, causes, first_line, root_dataset_error
 from omicslake.manifest import Manifest, Upstream, describe_file
+from omicslake.sources.base import Plan
 
 DLT_DATASET = "stage"
 
@@ -34,21 +37,22 @@ def pipeline_name(dataset: str) -> str:
 
 def stage(
     dataset: str,
-    source: dlt.sources.DltSource | dlt.sources.DltResource,
+    plan: Plan,
     workdir: Path,
-    upstream: list[Upstream],
     fingerprint: str,
     config: dict,
     pipeline: str | None = None,
     empty_ok: bool = False,
-    partitions: dict[str, dict[str, str]] | None = None,
 ) -> Manifest:
-    """Run `source` through dlt into `workdir/parquet` and return the manifest of what it wrote.
+    """Run the plan's dlt source into `workdir/parquet` and return the manifest of what it wrote,
+    with the plan's files in place and the upstream files whose lake files it keeps.
 
-    A file with no rows declares its table (registration creates the table and adds no file). No
-    rows at all is an error unless `empty_ok` (a query that matched nothing). `partitions`: the
-    columns each table's files leave to their folder (`Plan.partitions`).
+    `plan.source` may be {upstream url: resource}: each runs as a load package of its own, so its
+    files hold that upstream file's rows only (`StagedFile.upstream`). A file with no rows declares
+    its table (registration creates the table and adds no file). No rows at all is an error unless
+    `empty_ok` (a query that matched nothing) or the load keeps files of the last one.
     """
+    source, partitions = plan.source, plan.partitions
     schema = dataset.split(".")[0]
     bucket = workdir / "parquet"
     shutil.rmtree(bucket, ignore_errors=True)  # leftovers of an unregistered earlier attempt
@@ -59,36 +63,47 @@ def stage(
         destination=dlt.destinations.filesystem(bucket_url=str(bucket.resolve())),
         dataset_name=DLT_DATASET,
     )
+    origin: dict[str, str] = {}  # load id -> the upstream url its rows came from
     try:
-        info = pipeline.run(source, loader_file_format="parquet")
+        if isinstance(source, dict):
+            for url, resource in source.items():
+                for load_id in pipeline.extract(resource, loader_file_format="parquet").loads_ids:
+                    origin[load_id] = url
+            pipeline.normalize()
+            info = pipeline.load()
+        else:
+            info = pipeline.run(source, loader_file_format="parquet") if source is not None else None
     except Exception as e:
         cause = root_dataset_error(e)
         if cause:
             raise cause from None
         innermost = list(causes(e))[-1]
         raise DatasetError(dataset, f"dlt pipeline failed: {type(innermost).__name__}: {first_line(innermost)}") from e
-    files = []
-    for load_id in info.loads_ids:
+    files = list(plan.in_place)
+    for load_id in info.loads_ids if info else []:
         for step in info.metrics[load_id]:
             for job in step["job_metrics"].values():
                 if job.table_name.startswith("_dlt") or not job.remote_url:
                     continue
                 path = url2pathname(urlparse(job.remote_url).path)  # dlt percent-encodes the URL
                 partition = (partitions or {}).get(job.table_name)
-                files.append(describe_file(path, f"{schema}.{job.table_name}", load_id, partition))
-    if not empty_ok and not sum(f.rows for f in files):
+                staged = describe_file(path, f"{schema}.{job.table_name}", load_id, partition)
+                files.append(dataclasses.replace(staged, upstream=origin.get(load_id)))
+    if not empty_ok and not plan.kept and not sum(f.rows for f in files):
         raise DatasetError(dataset, "the source has no rows (empty upstream file?); the lake keeps its current load")
+    load_ids = info.loads_ids if info else []
     return Manifest(
         dataset=dataset,
         source=schema,
         status="changed",
         fingerprint=fingerprint,
-        upstream=upstream,
+        upstream=plan.upstream,
         files=sorted(files, key=lambda f: f.path),
         config=config,
         pipeline=pipeline.pipeline_name,
-        load_id=info.loads_ids[-1] if info.loads_ids else None,
+        load_id=load_ids[-1] if load_ids else f"{time.time():.6f}",  # dlt's load ids are epoch seconds too
         workflow_version=workflow_version(),
+        kept=sorted(plan.kept),
     )
 
 

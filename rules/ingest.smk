@@ -128,6 +128,15 @@ use rule ingest as ingest_kaggle with:
         **ingest_resources("kaggle"),
 
 
+use rule ingest as ingest_s3 with:
+    wildcard_constraints:
+        source="s3",
+    conda:
+        source_env("s3")
+    resources:
+        **ingest_resources("s3"),
+
+
 use rule ingest as ingest_cellxgene with:
     input:
         stamp=after_probe(STAMP),

@@ -13,5 +13,6 @@ rule register:
     params:
         catalog=config["lake"]["catalog"],
         data_path=config["lake"]["data_path"],
+        s3=omicslake_config.s3_locations(config),
     script:
         "../scripts/register.py"

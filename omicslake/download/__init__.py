@@ -1,4 +1,4 @@
-"""Fetch upstream files: one contract, one module per URL scheme (`file`, `http`/`https`, `ftp`).
+"""Fetch upstream files: one contract, one module per URL scheme (`file`, `http`/`https`, `ftp`, `s3`).
 
     listing(dataset, url, settings) -> [Upstream]      the files of a remote folder (file, ftp)
     probe(dataset, url, settings, previous) -> Upstream   what a file is now, without its body
@@ -30,6 +30,7 @@ class DownloadSettings:
     retries: int = 5
     backoff_seconds: float = 1.0
     timeout_seconds: float = 60.0
+    s3: dict | None = None  # an s3:// URL's bucket: endpoint_url, region, url_style, anonymous
 
 
 @dataclasses.dataclass
@@ -43,9 +44,9 @@ class NotFound(DatasetError):
 
 
 def scheme_module(dataset: str, url: str):
-    from omicslake.download import file, ftp, http
+    from omicslake.download import file, ftp, http, s3
 
-    schemes = {"file": file, "http": http, "https": http, "ftp": ftp}
+    schemes = {"file": file, "http": http, "https": http, "ftp": ftp, "s3": s3}
     scheme = urlparse(url).scheme
     if scheme not in schemes:
         raise DatasetError(dataset, f"unsupported URL scheme {scheme!r} ({', '.join(schemes)})", public(url))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from omicslake.sources import cellxgene, geo, http, kaggle, zenodo
+from omicslake.sources import cellxgene, geo, http, kaggle, s3, zenodo
 from omicslake.sources.base import ChunkedSource, Source
 
 
@@ -47,6 +47,7 @@ SOURCES = {
         SourceSpec("geo", geo, mem_mb=4000, runtime=120, downloads=2, tables_version=2),  # 2: dataset_expression
         SourceSpec("zenodo", zenodo, mem_mb=2000, runtime=60, downloads=2),  # guests: 60 requests a minute
         SourceSpec("kaggle", kaggle, mem_mb=2000, runtime=60, downloads=2),
+        SourceSpec("s3", s3, mem_mb=2000, runtime=60, downloads=4),
         SourceSpec(
             "cellxgene", cellxgene, 4000, 120, 4, "envs/cellxgene.yaml", tuning=("read_buffer_mb", "tiledb_config")
         ),

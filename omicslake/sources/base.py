@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from omicslake.download import DownloadSettings, same_version
-from omicslake.manifest import Receipt, Upstream
+from omicslake.manifest import Receipt, StagedFile, Upstream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +45,17 @@ class Dataset:
 @dataclasses.dataclass
 class Plan:
     upstream: list[Upstream]  # every upstream file the load stands for (fetched or only listed)
-    source: Any  # a dlt source or resource yielding Arrow tables (marked with their table names)
+    # a dlt source or resource yielding Arrow tables (marked with their table names); or
+    # {upstream url: resource}: each upstream file's rows in files of their own, so a later load
+    # can keep them (`kept`) while it replaces others
+    source: Any
     # {table: {column: value}}: columns with one value in all the load's rows of a table, kept out
     # of its files and registered as hive partitions (a folder <column>=<value>/ in the lake)
     partitions: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    # Parquet files registered where they are (objects in a bucket): described, never staged or moved
+    in_place: list[StagedFile] = dataclasses.field(default_factory=list)
+    # upstream urls unchanged since the last load: their lake files stay, only the others are replaced
+    kept: list[str] = dataclasses.field(default_factory=list)
 
 
 class Source(Protocol):

@@ -1,0 +1,93 @@
+"""`s3://` URLs through s3fs (fsspec): listings with ETag, size and date; resumable downloads.
+
+The bucket's settings (endpoint, region, anonymous) come in `DownloadSettings.s3`; credentials
+come from where boto looks (AWS_* variables, ~/.aws, an instance role), never from the config.
+dlt's `filesystem` source lists through the same s3fs, but its file items carry no ETag.
+"""
+
+from __future__ import annotations
+
+from omicslake.download import CHUNK, DownloadSettings, NotFound, Part
+from omicslake.errors import DatasetError, first_line
+from omicslake.manifest import Upstream
+
+CREDENTIALS = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or `anonymous: true` for a public bucket"
+)
+
+
+def filesystem(settings: DownloadSettings):
+    """A new s3fs filesystem for the bucket (a cached one would answer from its stale listings)."""
+    import s3fs
+
+    options, retries, timeout = settings.s3 or {}, settings.retries, settings.timeout_seconds
+    return s3fs.S3FileSystem(
+        anon=bool(options.get("anonymous")),
+        endpoint_url=options.get("endpoint_url"),
+        client_kwargs={"region_name": options["region"]} if options.get("region") else {},
+        config_kwargs={  # botocore's Config
+            "connect_timeout": timeout,
+            "read_timeout": timeout,
+            "retries": {"max_attempts": retries + 1, "mode": "standard"},
+            "s3": {"addressing_style": "path" if options.get("url_style") == "path" else "auto"},
+        },
+        skip_instance_cache=True,
+    )
+
+
+def described(url: str, info: dict) -> Upstream:
+    modified = info.get("LastModified")
+    return Upstream(
+        url,
+        size=info.get("size"),
+        etag=info.get("ETag"),
+        last_modified=modified.isoformat() if hasattr(modified, "isoformat") else modified,
+    )
+
+
+def failed(dataset: str, url: str, e: Exception) -> DatasetError:
+    """One line for what S3 answered: no such bucket or key, access refused, or unreachable."""
+    if isinstance(e, FileNotFoundError):
+        return NotFound(dataset, "no such bucket or key", url)
+    if isinstance(e, PermissionError):
+        return DatasetError(dataset, f"access denied ({first_line(e)}): {CREDENTIALS}", url)
+    return DatasetError(dataset, f"S3 request failed: {type(e).__name__}: {first_line(e)}", url)
+
+
+def listing(dataset: str, url: str, settings: DownloadSettings) -> list[Upstream]:
+    """Every object under the prefix `url` (recursively), sorted by URL."""
+    fs = filesystem(settings)
+    try:
+        found = fs.find(url, detail=True)
+    except Exception as e:
+        raise failed(dataset, url, e) from None
+    return [described(f"s3://{key}", info) for key, info in sorted(found.items()) if info.get("type") != "directory"]
+
+
+def probe(dataset: str, url: str, settings: DownloadSettings, previous: Upstream | None) -> Upstream:
+    try:
+        return described(url, filesystem(settings).info(url))
+    except Exception as e:
+        raise failed(dataset, url, e) from None
+
+
+def download(
+    dataset: str, remote: Upstream, part: Part, settings: DownloadSettings, previous: Upstream | None
+) -> Upstream:
+    """The object into `part`, resuming what an earlier attempt left of the same version (ETag)."""
+    identity = {"url": remote.url, "etag": remote.etag, "size": remote.size}
+    if part.identity() != identity:
+        part.discard()
+    have = part.size()
+    try:
+        with filesystem(settings).open(remote.url, "rb", block_size=CHUNK * 8) as src:
+            src.seek(have)
+            with part.open(identity, resume=have > 0) as out:
+                while block := src.read(CHUNK * 8):
+                    out.write(block)
+    except Exception as e:
+        raise failed(dataset, remote.url, e) from None
+    if remote.size is not None and part.size() != remote.size:
+        raise DatasetError(dataset, f"got {part.size()} of {remote.size} bytes (the object changed?)", remote.url)
+    part.finish()
+    return remote
