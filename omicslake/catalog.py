@@ -6,6 +6,8 @@ import contextlib
 import errno
 import fcntl
 import importlib
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,10 @@ import duckdb
 from omicslake.errors import OmicslakeError, first_line
 
 ALIAS = "lake"
+
+
+class NoLake(OmicslakeError):
+    """There is no lake at the catalog yet (read-only: nothing to create it)."""
 
 
 def extension_file(name: str) -> Path:
@@ -27,11 +33,29 @@ def extension_file(name: str) -> Path:
     return path
 
 
+def loadable(name: str) -> Path:
+    """The extension file under the name DuckDB expects: it derives the entry point from the file
+    name, and the postgres package ships `postgres.duckdb_extension` of extension `postgres_scanner`."""
+    path = extension_file(name)
+    if name != "postgres":
+        return path
+    link = Path(
+        tempfile.gettempdir(), f"omicslake-{os.getuid()}", duckdb.__version__, "postgres_scanner.duckdb_extension"
+    )
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f"{link.name}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(path)
+        tmp.replace(link)  # atomic: concurrent jobs never see half a link
+    return link
+
+
 def connect(*extensions: str) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with extensions loaded from package files, never downloaded."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False})
     for name in ("ducklake", *extensions):
-        con.load_extension(str(extension_file(name)))  # straight from the file: nothing written to ~/.duckdb
+        con.load_extension(str(loadable(name)))  # straight from the file: nothing written to ~/.duckdb
     return con
 
 
@@ -92,7 +116,8 @@ def open_lake(
     A DuckDB-file catalog admits one process at a time (a read-write attach blocks even readers).
     Omicslake's own processes queue on a lock file beside it (writers exclusive, readers shared);
     anything else holding the file (an analyst's DuckDB session) is waited for up to
-    `wait_seconds`, then reported.
+    `wait_seconds`, then reported. A PostgreSQL catalog (`postgres:<libpq conninfo>`) takes any
+    number of readers; writers queue on an advisory lock for up to `wait_seconds`.
     """
     catalog, data_path = normalise(catalog, data_path)
     if not read_only:
@@ -100,10 +125,12 @@ def open_lake(
     with contextlib.ExitStack() as stack:
         if is_file_catalog(catalog):
             if read_only and not Path(catalog).exists():
-                raise OmicslakeError(f"no lake catalog at {catalog}: run the workflow first")
+                raise NoLake(f"no lake catalog at {catalog}: run the workflow first")
             Path(catalog).parent.mkdir(parents=True, exist_ok=True)
             lock_file(stack, f"{catalog}.lock", read_only)
-        con = connect(*(["httpfs"] if s3 else []))
+        elif not read_only:
+            writer_lock(stack, catalog, wait_seconds)
+        con = connect(*(["postgres"] if catalog.startswith("postgres:") else []), *(["httpfs"] if s3 else []))
         stack.callback(con.close)
         for i, bucket in enumerate(s3 or []):
             con.execute(s3_secret(f"omicslake_s3_{i}", bucket))
@@ -112,13 +139,40 @@ def open_lake(
             try:
                 con.execute(attach_sql(catalog, data_path, read_only=read_only))
                 break
-            except duckdb.IOException as e:
-                if "lock" not in str(e).lower() or time.monotonic() > deadline:
-                    raise OmicslakeError(
-                        f"cannot open the lake catalog {catalog}: {first_line(e)} (is a DuckDB session attached to it?)"
-                    ) from e
-                time.sleep(1)
+            except duckdb.Error as e:
+                held = is_file_catalog(catalog) and "lock" in str(e).lower()
+                if held and time.monotonic() < deadline:
+                    time.sleep(1)
+                    continue
+                if read_only and "creating a new DuckLake is explicitly disabled" in str(e):
+                    raise NoLake(f"no lake catalog at {catalog}: run the workflow first") from None
+                hint = {True: " (is a DuckDB session attached to it?)", False: ""}[held]
+                if catalog.startswith("postgres:"):
+                    hint = " (is PostgreSQL reachable, with the password in PGPASSWORD or ~/.pgpass?)"
+                raise OmicslakeError(f"cannot open the lake catalog {catalog}: {first_line(e)}{hint}") from None
         yield con
+
+
+WRITER_LOCK = 0x6F6D6963736C616B  # "omicslak": the advisory lock of a PostgreSQL catalog's writers
+
+
+def writer_lock(stack: contextlib.ExitStack, catalog: str, wait_seconds: float) -> None:
+    """Hold PostgreSQL's advisory lock while writing: registrations serialise instead of relying
+    on DuckLake's optimistic retry, which has open multi-writer bugs. PostgreSQL frees it when this
+    process's connection ends, killed or not."""
+    import psycopg
+
+    try:
+        pg = stack.enter_context(psycopg.connect(catalog.removeprefix("postgres:"), autocommit=True))
+        pg.execute(f"SET lock_timeout = {max(1, int(wait_seconds * 1000))}")
+        pg.execute("SELECT pg_advisory_lock(%s)", [WRITER_LOCK])
+    except psycopg.errors.LockNotAvailable:
+        raise OmicslakeError(f"another writer held the lake {catalog} for {wait_seconds:.0f} s; try again") from None
+    except psycopg.Error as e:
+        raise OmicslakeError(
+            f"cannot open the lake catalog {catalog}: {first_line(e)} "
+            "(is PostgreSQL reachable, with the password in PGPASSWORD or ~/.pgpass?)"
+        ) from None
 
 
 def lock_file(stack: contextlib.ExitStack, path: str, shared: bool) -> None:

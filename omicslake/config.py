@@ -33,6 +33,12 @@ def source_datasets(config: dict, source: str) -> dict[str, dict]:
 
 def check(config: dict) -> None:
     """Raise ConfigError, naming the key, for what the schema lets through."""
+    catalog = (config.get("lake") or {}).get("catalog", "")
+    if catalog.startswith("postgres:") and "password" in catalog.lower():
+        raise ConfigError(
+            "config key lake.catalog: a password in the catalog string would be stored with every run's "
+            "config; set PGPASSWORD or use ~/.pgpass instead"
+        )
     datasets(config)
 
 

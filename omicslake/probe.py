@@ -8,13 +8,14 @@ datasets whose stamp is newer than their manifest: an unchanged dataset costs no
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from omicslake.catalog import ALIAS, is_file_catalog, open_lake
+from omicslake.catalog import ALIAS, NoLake, open_lake
 from omicslake.download import DownloadSettings
 from omicslake.errors import OmicslakeError, first_line
 from omicslake.manifest import Receipt, Upstream, utc_now, write_json
@@ -98,9 +99,11 @@ def keep_latest(folder: Path, pattern: str, keep: int = 10) -> None:
 
 def live_loads(catalog: str, data_path: str, source: str) -> dict[str, str]:
     """{dataset: load_id} of the source's current loads whose tables all still exist."""
-    if is_file_catalog(catalog) and not Path(catalog).exists():
-        return {}
-    with open_lake(catalog, data_path, read_only=True) as con:
+    with contextlib.ExitStack() as stack:
+        try:
+            con = stack.enter_context(open_lake(catalog, data_path, read_only=True))
+        except NoLake:
+            return {}
         if table_columns(con, "omicslake", "loads") is None:
             return {}
         current = con.execute(

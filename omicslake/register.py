@@ -225,10 +225,17 @@ def load(
     actual = con.execute(f"SELECT snapshot_id FROM {ALIAS}.snapshots() WHERE commit_message = ?", [message]).fetchone()[
         0
     ]
-    if actual != snapshot_id:  # only possible with a concurrent writer on a multi-writer catalog
+    if actual != snapshot_id:  # another writer committed first (not one of ours: they queue on a lock)
         log.warning(
-            "%s: load %s landed in snapshot %s, provenance says %s", dataset, manifest.load_id, actual, snapshot_id
+            "%s: load %s landed in snapshot %s, not %s: correcting", dataset, manifest.load_id, actual, snapshot_id
         )
+        con.execute("BEGIN")
+        for table in ("loads", "files", "upstream"):
+            con.execute(
+                f"UPDATE {ALIAS}.omicslake.{table} SET snapshot_id = ? WHERE dataset = ? AND load_id = ?",
+                [actual, dataset, manifest.load_id],
+            )
+        con.execute("COMMIT")
     added = [staged for plan in plans for staged, _ in plan.files]
     rows = sum(f.rows for f in added)
     log.info("%s: registered %d files, %d rows in snapshot %s; kept %d", dataset, len(added), rows, actual, len(kept))

@@ -435,3 +435,53 @@ def free_ports(count: int) -> list[int]:
         if port not in ports and free(port) and free(port + 10000):
             ports.append(port)
     return ports
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (Debian's postgresql) on 127.0.0.1, with password login for
+    user `lake` (scram-sha-256). Run as root, the cluster belongs to the `postgres` user."""
+
+    USER, PASSWORD = "lake", "pg-s3cr3t-of-the-lake"
+
+    def __init__(self):
+        import glob
+        import pwd
+        import shutil
+        import subprocess
+        import tempfile
+        from pathlib import Path
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
+        self.bin = Path(found[-1]).parent
+        self.root = Path(tempfile.mkdtemp(prefix="omicslake-pg-"))
+        self.as_owner: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses root
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            self.as_owner = ["runuser", "-u", "postgres", "--"]
+        password = self.root / "password"
+        password.write_text(self.PASSWORD)
+        if self.as_owner:
+            shutil.chown(password, "postgres")
+        self.port = free_ports(1)[0]
+        run = lambda *args: subprocess.run([*self.as_owner, *map(str, args)], check=True, capture_output=True)  # noqa: E731
+        run(self.bin / "initdb", "-D", self.root / "data", "-U", self.USER, f"--pwfile={password}",
+            "-A", "scram-sha-256", "--no-sync", "-E", "UTF8")  # fmt: skip
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run(self.bin / "pg_ctl", "-D", self.root / "data", "-o", options, "-w", "-l", self.root / "log", "start")
+        self.run = run
+        env = {**os.environ, "PGPASSWORD": self.PASSWORD}
+        subprocess.run([self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, "omicslake"],
+                       check=True, env=env, capture_output=True)  # fmt: skip
+
+    @property
+    def catalog(self) -> str:
+        return f"postgres:dbname=omicslake host=127.0.0.1 port={self.port} user={self.USER}"
+
+    def stop(self):
+        import shutil
+
+        self.run(self.bin / "pg_ctl", "-D", self.root / "data", "-m", "immediate", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)

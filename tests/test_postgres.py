@@ -1,0 +1,157 @@
+"""A PostgreSQL catalog (real PostgreSQL on 127.0.0.1): loads, readers during a registration, two
+registrations at once, and clear errors."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+
+from omicslake import register as register_module
+from omicslake.config import ConfigError, check
+from omicslake.errors import OmicslakeError
+from tests.conftest import REPO, Lake, write_gz
+from tests.servers import PostgresServer
+
+GENES = "gene_id\tsymbol\tscore\n1\tA1BG\t0.5\n2\tA2M\t1.0\n3\tNAT1\t1.25\n"
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_lake(postgres, tmp_path, monkeypatch):
+    """A lake whose catalog is a fresh PostgreSQL database; its data on local disk."""
+    import psycopg
+
+    monkeypatch.setenv("PGPASSWORD", postgres.PASSWORD)
+    database = f"lake_{os.getpid()}_{time.monotonic_ns()}"
+    admin = postgres.catalog.removeprefix("postgres:").replace("dbname=omicslake", "dbname=postgres")
+    with psycopg.connect(admin, autocommit=True) as pg:
+        pg.execute(f"CREATE DATABASE {database}")
+    lake = Lake(tmp_path)
+    lake.catalog = postgres.catalog.replace("dbname=omicslake", f"dbname={database}")
+    return lake
+
+
+def genes_entry(tmp_path, name="genes", text=GENES) -> dict:
+    path = write_gz(tmp_path / "src" / f"{name}.tsv.gz", text)
+    return {"url": f"file://{path}"}
+
+
+def test_a_postgres_catalog_loads_replaces_and_reruns(pg_lake, tmp_path):
+    cfg = genes_entry(tmp_path)
+    first = pg_lake.load("genes", cfg)
+    assert pg_lake.query("SELECT count(*), sum(score) FROM lake.http.genes") == [(3, 2.75)]
+    again = pg_lake.load("genes", cfg)
+    assert again.status == "unchanged" and again.snapshot_id == first.snapshot_id
+    write_gz(tmp_path / "src" / "genes.tsv.gz", GENES + "4\tNAT2\t2.0\n")
+    os.utime(tmp_path / "src" / "genes.tsv.gz", (1, 1))
+    second = pg_lake.load("genes", cfg)
+    assert second.snapshot_id == first.snapshot_id + 1
+    assert pg_lake.query("SELECT count(*) FROM lake.http.genes") == [(4,)]
+    snapshots = pg_lake.query("SELECT snapshot_id FROM lake.snapshots() WHERE commit_message LIKE 'load %' ORDER BY 1")
+    loads = pg_lake.query("SELECT snapshot_id FROM lake.omicslake.loads ORDER BY 1")
+    assert loads == snapshots == [(first.snapshot_id,), (second.snapshot_id,)]  # read back, as DuckLake numbered them
+
+
+def test_readers_query_while_a_registration_runs(pg_lake, tmp_path, monkeypatch):
+    pg_lake.load("genes", genes_entry(tmp_path))
+    pg_lake.ingest("more", genes_entry(tmp_path, "more"))
+    inside = threading.Event()
+    release = threading.Event()
+    provenance = register_module.write_provenance
+
+    def slow_provenance(*args, **kwargs):  # hold the registration open inside its transaction
+        provenance(*args, **kwargs)
+        inside.set()
+        release.wait(30)
+
+    monkeypatch.setattr(register_module, "write_provenance", slow_provenance)
+    writer = threading.Thread(target=pg_lake.register, args=("more",))
+    writer.start()
+    try:
+        assert inside.wait(30)
+        started = time.monotonic()
+        seen = pg_lake.query(
+            "SELECT (SELECT count(*) FROM lake.http.genes), (SELECT count(*) FROM lake.omicslake.loads)"
+        )
+        assert time.monotonic() - started < 10  # not queued behind the writer
+        assert seen == [(3, 1)]  # the committed state: the registration in progress is invisible
+    finally:
+        release.set()
+        writer.join(60)
+    assert pg_lake.query("SELECT count(*) FROM lake.http.more") == [(3,)]
+
+
+def test_two_registrations_at_once_both_land_once(pg_lake, tmp_path):
+    config = {
+        "lake": {"catalog": pg_lake.catalog, "data_path": pg_lake.data_path},
+        "staging": str(pg_lake.staging),
+        "logs": str(tmp_path / "logs"),
+        "sources": {"http": [{"name": n, **genes_entry(tmp_path, n)} for n in ("genes", "more")]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    for name in ("genes", "more"):
+        pg_lake.ingest(name, config["sources"]["http"][["genes", "more"].index(name)])
+    command = [sys.executable, "-m", "omicslake.cli", "--config", str(tmp_path / "config.yaml"), "register"]
+    runs = [
+        subprocess.Popen([*command, f"http.{n}"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+        for n in ("genes", "more")
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    loads = pg_lake.query("SELECT dataset, snapshot_id FROM lake.omicslake.loads ORDER BY snapshot_id")
+    assert sorted(d for d, _ in loads) == ["http.genes", "http.more"]
+    assert len({s for _, s in loads}) == 2
+    messages = pg_lake.query(
+        "SELECT snapshot_id, commit_message FROM lake.snapshots() WHERE commit_message LIKE 'load %'"
+    )
+    assert sorted((s, m.split()[1]) for s, m in messages) == sorted((s, d) for d, s in loads)
+    assert pg_lake.query("SELECT (SELECT count(*) FROM lake.http.genes), (SELECT count(*) FROM lake.http.more)") == [
+        (3, 3)
+    ]
+
+
+def test_a_wrong_password_is_one_clear_error(pg_lake, tmp_path, monkeypatch):
+    pg_lake.ingest("genes", genes_entry(tmp_path))
+    monkeypatch.setenv("PGPASSWORD", "not-the-password")
+    with pytest.raises(
+        OmicslakeError, match=r"cannot open the lake catalog postgres:.*password authentication failed"
+    ) as e:
+        pg_lake.register("genes")
+    assert "PGPASSWORD or ~/.pgpass" in str(e.value) and PostgresServer.PASSWORD not in str(e.value)
+
+
+def test_a_password_in_the_catalog_string_is_refused():
+    with pytest.raises(ConfigError, match="lake.catalog: a password in the catalog string"):
+        check({"lake": {"catalog": "postgres:dbname=x host=db password=hunter2"}, "sources": {}})
+
+
+@pytest.mark.slow
+def test_workflow_on_a_postgres_catalog_reruns_without_jobs(pg_lake, tmp_path):
+    from tests.conftest import run_snakemake, started_jobs, workflow_config
+
+    config = workflow_config(tmp_path, {"http": [{"name": "genes", **genes_entry(tmp_path)}]})
+    config["lake"]["catalog"] = pg_lake.catalog
+    first = run_snakemake(tmp_path, config)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert started_jobs(first) == [("ingest_http", "genes"), ("register", "genes")]
+    again = run_snakemake(tmp_path, config)
+    assert again.returncode == 0 and started_jobs(again) == []
+    shown = subprocess.run(
+        [sys.executable, "-m", "omicslake.cli", "--config", str(tmp_path / "config.yaml"), "query",
+         "SELECT count(*) AS genes FROM lake.http.genes"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert shown.returncode == 0 and "genes" in shown.stdout and "3" in shown.stdout, shown.stderr
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and PostgresServer.PASSWORD.encode() in p.read_bytes()]
+    assert leaked == []
