@@ -17,6 +17,7 @@ import duckdb
 from omicslake.errors import OmicslakeError, first_line
 
 ALIAS = "lake"
+META = f"__ducklake_metadata_{ALIAS}"  # the catalog's own tables, as DuckLake attaches them
 
 
 class NoLake(OmicslakeError):

@@ -2,6 +2,7 @@
 
 omicslake query [--config FILE] "SELECT ..."   run SQL against the lake (attached as `lake`)
 omicslake attach [--config FILE]               print the ATTACH statement for duckdb / other clients
+omicslake publish DEST [--data-url URL]        a frozen read-only copy of the lake, for plain DuckDB
 omicslake ingest / register                    run one job by hand (what the workflow rules run)
 """
 
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("sql")
     query.add_argument("--max-rows", type=int, default=40)
     commands.add_parser("attach", help="print the ATTACH statement for this lake")
+    published = commands.add_parser("publish", help="write a frozen, read-only copy of the lake into DEST")
+    published.add_argument("dest", help="folder for omicslake.ducklake and data/")
+    published.add_argument("--data-url", help="the data path readers use (https:// or s3://); nothing is copied")
     for command, text in (("ingest", "fetch and stage one dataset"), ("register", "register one staged dataset")):
         commands.add_parser(command, help=text).add_argument("dataset", help="<source>.<name>, as in the config")
     args = parser.parse_args(argv)
@@ -48,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     catalog, data_path = config["lake"]["catalog"], config["lake"]["data_path"]
     if args.command == "attach":
         print(attach_sql(*normalise(catalog, data_path), read_only=True) + ";")
+    elif args.command == "publish":
+        from omicslake.publish import publish
+
+        out = publish(catalog, data_path, args.dest, args.data_url)
+        print(f"published snapshot {out['snapshot']}: {out['linked']} files linked, {out['copied']} copied")
+        print(f"ATTACH 'ducklake:{out['catalog']}' AS lake (READ_ONLY);")
     elif args.command == "query":
         with open_lake(catalog, data_path, read_only=True, s3=cfg.s3_locations(config)) as con:
             con.sql(args.sql).show(max_rows=args.max_rows, max_width=200)

@@ -24,13 +24,12 @@ import duckdb
 import pyarrow as pa
 
 from omicslake import staging
-from omicslake.catalog import ALIAS, normalise, open_lake
+from omicslake.catalog import ALIAS, META, normalise, open_lake
 from omicslake.errors import DatasetError, first_line
 from omicslake.manifest import Manifest, Receipt, StagedFile, check_file, utc_now
 from omicslake.sources.s3 import replaced
 
 log = logging.getLogger("omicslake")
-META = f"__ducklake_metadata_{ALIAS}"
 JOURNAL = "moving.json"
 
 PROVENANCE = f"""

@@ -1,0 +1,95 @@
+"""Publish a frozen, read-only copy of the lake (the Frozen DuckLake pattern).
+
+`DEST/omicslake.ducklake` is a DuckDB-file catalog holding a copy of every catalog table (all
+snapshots), whatever the live catalog is (a DuckDB file or PostgreSQL). `DEST/data/` mirrors the
+lake's data folder with hard links (copies across filesystems) and is the copy's data path,
+absolute: DuckLake 1.5.5 resolves a relative data path against the working directory, not the
+catalog file. With `data_url`, the data path is that URL (the data folder served over https or
+synced to a bucket) and nothing is copied. Objects registered in place keep their `s3://` URLs.
+A consumer needs only DuckDB:
+
+    ATTACH 'ducklake:DEST/omicslake.ducklake' AS lake (READ_ONLY)
+
+(a copy moved elsewhere: add `DATA_PATH '<its data folder>/'`).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from omicslake.catalog import is_file_catalog, normalise, open_lake, quote
+
+log = logging.getLogger("omicslake")
+CATALOG = "omicslake.ducklake"
+
+
+def publish(catalog: str, data_path: str, dest: str | Path, data_url: str | None = None) -> dict:
+    """Write the frozen copy into `dest`; return what was published."""
+    dest = Path(dest).resolve()
+    dest.mkdir(parents=True, exist_ok=True)
+    catalog, data_path = normalise(catalog, data_path)
+    partial = dest / f".{CATALOG}.partial"
+    partial.unlink(missing_ok=True)
+    with open_lake(catalog, data_path, read_only=True) as con:  # writers wait (file) or stay invisible (PostgreSQL)
+        if is_file_catalog(catalog):
+            shutil.copyfile(catalog, partial)
+            if Path(f"{catalog}.wal").exists():  # changes not yet checkpointed into the file
+                shutil.copyfile(f"{catalog}.wal", f"{partial}.wal")
+        else:
+            copy_tables(con, catalog.removeprefix("postgres:"), partial)
+    with duckdb.connect(str(partial)) as copy:
+        copy.execute(
+            "UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path' AND scope IS NULL",
+            [data_url or f"{dest / 'data'}/"],
+        )
+        snapshot = copy.execute("SELECT max(snapshot_id) FROM ducklake_snapshot").fetchone()[0]
+    linked = copied = 0
+    if not data_url:
+        linked, copied = mirror(Path(data_path), dest / "data")
+    os.replace(partial, dest / CATALOG)  # the catalog last: a consumer never sees one without its data
+    log.info("published snapshot %s to %s (%d files linked, %d copied)", snapshot, dest, linked, copied)
+    return {"catalog": str(dest / CATALOG), "snapshot": snapshot, "linked": linked, "copied": copied}
+
+
+def copy_tables(con, conninfo: str, target: Path) -> None:
+    """Every DuckLake table of a PostgreSQL catalog into a new DuckDB file, in one transaction."""
+    con.execute(f"ATTACH '{quote(conninfo)}' AS catalog_source (TYPE postgres, READ_ONLY)")
+    con.execute(f"ATTACH '{quote(str(target))}' AS published")
+    con.execute("BEGIN")  # one consistent read, whatever writers commit meanwhile
+    tables = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'catalog_source' "
+        "AND table_name LIKE 'ducklake%'"
+    ).fetchall()
+    for schema, table in tables:
+        con.execute(f'CREATE TABLE published.main."{table}" AS SELECT * FROM catalog_source."{schema}"."{table}"')
+    con.execute("COMMIT")
+    con.execute("DETACH published")
+    con.execute("DETACH catalog_source")
+
+
+def mirror(source: Path, target: Path) -> tuple[int, int]:
+    """Hard-link every file under `source` into `target` (copy where a link cannot cross filesystems)."""
+    linked = copied = 0
+    for path in sorted(source.rglob("*")):
+        if not path.is_file():
+            continue
+        out = target / path.relative_to(source)
+        if out.exists() and out.stat().st_ino == path.stat().st_ino:
+            continue  # published before: the same file
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)
+        try:
+            os.link(path, out)
+            linked += 1
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            shutil.copy2(path, out)
+            copied += 1
+    return linked, copied
