@@ -294,6 +294,7 @@ def plan_tables(
         if staged.path not in kept:  # not an in-place object the current load registered already
             by_table.setdefault(staged.table, []).append(staged)
     lake_types: dict[str, list[tuple[str, str]]] = {}  # DuckDB types per distinct Arrow schema
+    check_in_place(con, dataset, [f for files in by_table.values() for f in files if f.in_place])
     plans = []
     for qualified, files in sorted(by_table.items()):
         schema, table = qualified.split(".", 1)
@@ -303,7 +304,6 @@ def plan_tables(
         for staged in files:
             if staged.in_place:
                 dest = actual = staged.path
-                check_in_place(con, dataset, staged)
             else:
                 dest = folder / hive_folder(staged.partition) / Path(staged.path).name
                 actual = staged.path if os.path.exists(staged.path) else str(dest)  # moved by an interrupted run
@@ -349,16 +349,28 @@ def plan_tables(
     return plans
 
 
-def check_in_place(con, dataset: str, staged: StagedFile) -> None:
-    """An object registered in place still has the rows the source described (read from its footer)."""
+def check_in_place(con, dataset: str, files: list[StagedFile]) -> None:
+    """Objects registered in place still have the rows the source described (one read of all footers)."""
+    if not files:
+        return
     try:
-        rows = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [staged.path]).fetchone()[0]
-    except duckdb.Error as e:
-        raise DatasetError(dataset, f"cannot read the object's Parquet footer: {first_line(e)}", staged.path) from None
-    if rows != staged.rows:
-        raise DatasetError(
-            dataset, f"the object changed since it was listed ({rows} rows, not {staged.rows}): run again", staged.path
+        rows = dict(
+            con.execute(
+                "SELECT file_name, sum(num_rows) FROM parquet_file_metadata(?) GROUP BY file_name",
+                [[f.path for f in files]],
+            ).fetchall()
         )
+    except duckdb.Error as e:
+        raise DatasetError(
+            dataset, f"cannot read the objects' Parquet footers: {first_line(e)}", files[0].path
+        ) from None
+    for staged in files:
+        if rows.get(staged.path) != staged.rows:
+            raise DatasetError(
+                dataset,
+                f"the object changed since it was listed ({rows.get(staged.path)} rows, not {staged.rows}): run again",
+                staged.path,
+            )
 
 
 def has_in_place(con, qualified: str) -> bool:

@@ -7,6 +7,10 @@ dlt's `filesystem` source lists through the same s3fs, but its file items carry 
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+
 from omicslake.download import CHUNK, DownloadSettings, NotFound, Part
 from omicslake.errors import DatasetError, first_line
 from omicslake.manifest import Upstream
@@ -16,11 +20,23 @@ CREDENTIALS = (
 )
 
 
+AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
 def filesystem(settings: DownloadSettings):
-    """A new s3fs filesystem for the bucket (a cached one would answer from its stale listings)."""
+    """The s3fs filesystem of the bucket: one per settings and credentials in the environment (its
+    first request costs ~0.5 s of botocore setup), without a listings cache (ETags go stale)."""
+    credentials = tuple(os.environ.get(name) for name in AWS_VARIABLES)
+    return _filesystem(
+        json.dumps(settings.s3 or {}, sort_keys=True), settings.retries, settings.timeout_seconds, credentials
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _filesystem(s3: str, retries: int, timeout: float, credentials: tuple):
     import s3fs
 
-    options, retries, timeout = settings.s3 or {}, settings.retries, settings.timeout_seconds
+    options = json.loads(s3)
     return s3fs.S3FileSystem(
         anon=bool(options.get("anonymous")),
         endpoint_url=options.get("endpoint_url"),
@@ -31,6 +47,7 @@ def filesystem(settings: DownloadSettings):
             "retries": {"max_attempts": retries + 1, "mode": "standard"},
             "s3": {"addressing_style": "path" if options.get("url_style") == "path" else "auto"},
         },
+        use_listings_cache=False,
         skip_instance_cache=True,
     )
 

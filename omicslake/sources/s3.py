@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from omicslake import download
@@ -23,6 +24,7 @@ from omicslake.manifest import Receipt, StagedFile, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
 
 BUCKET_KEYS = ("endpoint_url", "region", "url_style", "anonymous")
+FOOTER_READ = 64 << 10  # bytes read from an object's end: most Parquet footers fit
 
 
 def datasets(block: list[dict]) -> dict[str, dict]:
@@ -85,12 +87,13 @@ def plan(
             raise replaced(name, url)
     kept = [u.url for u in current if u.url in before and same_version(before[u.url], u)]
     changed = [u for u in current if u.url not in kept]
-    in_place, staged = [], {}
-    for i, obj in enumerate(changed):
-        fmt = entry.get("format") or object_format(name, obj.url)
-        if fmt == "parquet" and entry.get("register_in_place"):
-            in_place.append(described(name, obj, f"s3.{dataset.name}", bucket(entry, settings)))
-            continue
+    formats = {u.url: entry.get("format") or object_format(name, u.url) for u in changed}
+    footers = [u for u in changed if formats[u.url] == "parquet" and entry.get("register_in_place")]
+    with ThreadPoolExecutor(16) as pool:  # footers are a few small ranged reads each: latency-bound
+        in_place = list(pool.map(lambda u: described(name, u, f"s3.{dataset.name}", bucket(entry, settings)), footers))
+    staged = {}
+    for i, obj in enumerate(u for u in changed if u not in footers):
+        fmt = formats[obj.url]
         got = download.fetch(name, obj, workdir / "download" / str(i), bucket(entry, settings))
         rows = read_ahead(read_batches(name, got.path, fmt))  # a generator: read when dlt extracts it
         staged[obj.url] = dlt.resource(rows, name=dataset.name, write_disposition="append")
@@ -118,15 +121,20 @@ def object_format(dataset: str, url: str) -> str:
 
 
 def described(dataset: str, obj: Upstream, table: str, settings: DownloadSettings) -> StagedFile:
-    """A Parquet object as registration needs it, from its footer (a few ranged reads, no data)."""
+    """A Parquet object as registration needs it, from its footer: one ranged GET of the object's
+    tail (the listing gave its size), a second only for a footer larger than that."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from omicslake.download.s3 import failed, filesystem
 
+    fs = filesystem(settings)
     try:
-        with filesystem(settings).open(obj.url, "rb") as f:
-            meta = pq.read_metadata(f)
+        tail = fs.cat_file(obj.url, start=max(0, obj.size - FOOTER_READ), end=obj.size)
+        footer = int.from_bytes(tail[-8:-4], "little") + 8 if tail[-4:] == b"PAR1" else 0
+        if footer > len(tail):
+            tail = fs.cat_file(obj.url, start=max(0, obj.size - footer), end=obj.size)
+        meta = pq.read_metadata(pa.BufferReader(tail))
     except pa.ArrowException as e:
         raise DatasetError(dataset, f"not a readable Parquet file: {first_line(e)}", obj.url) from None
     except Exception as e:
