@@ -78,8 +78,8 @@ def is_file_catalog(catalog: str) -> bool:
 
 
 def normalise(catalog: str, data_path: str) -> tuple[str, str]:
-    """Absolute catalog path and data path (with trailing slash) for a DuckDB-file catalog."""
-    data = str(Path(data_path).expanduser().resolve()) + "/"
+    """Absolute catalog path (a DuckDB file) and data path (local, or a URL), with a trailing slash."""
+    data = data_path.rstrip("/") + "/" if "://" in data_path else str(Path(data_path).expanduser().resolve()) + "/"
     return (str(Path(catalog).expanduser().resolve()) if is_file_catalog(catalog) else catalog), data
 
 
@@ -121,7 +121,7 @@ def open_lake(
     number of readers; writers queue on an advisory lock for up to `wait_seconds`.
     """
     catalog, data_path = normalise(catalog, data_path)
-    if not read_only:
+    if not read_only and "://" not in data_path:
         Path(data_path).mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         if is_file_catalog(catalog):
@@ -131,7 +131,8 @@ def open_lake(
             lock_file(stack, f"{catalog}.lock", read_only)
         elif not read_only:
             writer_lock(stack, catalog, wait_seconds)
-        con = connect(*(["postgres"] if catalog.startswith("postgres:") else []), *(["httpfs"] if s3 else []))
+        remote = s3 or "://" in data_path  # DuckLake needs httpfs to attach a data path on S3 or https
+        con = connect(*(["postgres"] if catalog.startswith("postgres:") else []), *(["httpfs"] if remote else []))
         stack.callback(con.close)
         for i, bucket in enumerate(s3 or []):
             con.execute(s3_secret(f"omicslake_s3_{i}", bucket))

@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(config["staging"], source, name)
         if args.command == "ingest":
             dataset = cfg.dataset_config(config, source, name)
-            jobs.run(None, ingest, source, name, dataset, folder / "manifest.json", config["download"])
+            jobs.run(
+                None, ingest, source, name, dataset, folder / "manifest.json", config["download"], None, config["lake"]
+            )
         else:
             receipt = folder / "receipt.json"
             jobs.run(

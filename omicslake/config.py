@@ -52,7 +52,14 @@ def dataset_config(config: dict, source: str, name: str) -> dict:
 
 
 def s3_locations(config: dict) -> list[dict]:
-    """The S3 locations the lake reads: objects registered in place (a DuckDB secret each)."""
+    """The S3 locations the lake reads (a DuckDB secret each): its data path when that is on S3,
+    and objects registered in place."""
     from omicslake.sources import s3
 
-    return [s3.location(entry) for entry in config.get("sources", {}).get("s3") or [] if entry.get("register_in_place")]
+    lake = config.get("lake") or {}
+    own = (
+        [{"scope": lake["data_path"], **(lake.get("s3") or {})}]
+        if lake.get("data_path", "").startswith("s3://")
+        else []
+    )
+    return own + [s3.location(e) for e in config.get("sources", {}).get("s3") or [] if e.get("register_in_place")]

@@ -28,10 +28,12 @@ def ingest(
     manifest_path: str | Path,
     settings: dict | None = None,
     chunks: list[str] | None = None,
+    lake: dict | None = None,
 ) -> Manifest:
     """Fetch dataset `<source>.<name>` and write its manifest; the manifest's folder is the
     dataset's staging folder (see `omicslake.staging`). For a chunked source, `chunks` are the
-    manifests of its chunks, gathered into this one."""
+    manifests of its chunks, gathered into this one. `lake`: the config's lake block (a data path
+    on S3 is written to directly)."""
     dataset = Dataset(source, name)
     folder = Path(manifest_path).parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -54,7 +56,7 @@ def ingest(
             log.info("%s: content unchanged since load %s", dataset, previous.load_id)
             manifest = staging.unchanged(str(dataset), plan.upstream, digest, cfg)
         else:
-            manifest = staging.stage(str(dataset), plan, folder, digest, cfg)
+            manifest = staging.stage(str(dataset), plan, folder, digest, cfg, lake=lake)
             log.info("%s: staged %d files, %d rows", dataset, len(manifest.files), sum(f.rows for f in manifest.files))
     manifest.write(manifest_path)
     return manifest
@@ -89,6 +91,7 @@ def ingest_chunk(
     chunks_path: str | Path,
     manifest_path: str | Path,
     settings: dict | None = None,
+    lake: dict | None = None,
 ) -> Manifest:
     """Stage chunk `index` of `chunks_path` through dlt into the manifest's folder."""
     dataset = Dataset(source, name)
@@ -99,7 +102,7 @@ def ingest_chunk(
     plan = SOURCES[source].module.plan_chunk(dataset, entry, chunk, folder, DownloadSettings(**(settings or {})))
     pipeline = f"{staging.pipeline_name(str(dataset))}__chunk_{index}"
     digest = fingerprint(plan.upstream, cfg)
-    manifest = staging.stage(str(dataset), plan, folder, digest, cfg, pipeline, empty_ok=True)
+    manifest = staging.stage(str(dataset), plan, folder, digest, cfg, pipeline, empty_ok=True, lake=lake)
     log.info("%s: chunk %s staged %d rows", dataset, index, sum(f.rows for f in manifest.files))
     manifest.write(manifest_path)
     return manifest

@@ -90,13 +90,19 @@ class Manifest:
         return cls(**data)
 
 
-def describe_file(path: str, table: str, load_id: str, partition: dict[str, str] | None = None) -> StagedFile:
-    """Describe a Parquet file from its footer (no data read)."""
+def describe_file(
+    path: str, table: str, load_id: str, partition: dict[str, str] | None = None, filesystem=None
+) -> StagedFile:
+    """Describe a Parquet file from its footer (no data read); a URL through `filesystem` (fsspec)."""
     import pyarrow.parquet as pq
 
-    meta = pq.read_metadata(path)
+    if filesystem is None:
+        meta, size = pq.read_metadata(path), os.path.getsize(path)
+    else:
+        with filesystem.open(path, "rb") as f:
+            meta, size = pq.read_metadata(f), filesystem.size(path)
     schema = [{"name": f.name, "type": str(f.type)} for f in meta.schema.to_arrow_schema()]
-    return StagedFile(table, path, meta.num_rows, os.path.getsize(path), schema, load_id, partition)
+    return StagedFile(table, path, meta.num_rows, size, schema, load_id, partition)
 
 
 def check_file(dataset: str, staged: StagedFile, actual_path: str) -> None:

@@ -34,6 +34,7 @@ def publish(catalog: str, data_path: str, dest: str | Path, data_url: str | None
     dest = Path(dest).resolve()
     dest.mkdir(parents=True, exist_ok=True)
     catalog, data_path = normalise(catalog, data_path)
+    data_url = data_url or (data_path if "://" in data_path else None)  # a lake on S3 is read where it is
     partial = dest / f".{CATALOG}.partial"
     partial.unlink(missing_ok=True)
     with open_lake(catalog, data_path, read_only=True) as con:  # writers wait (file) or stay invisible (PostgreSQL)

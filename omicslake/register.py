@@ -56,7 +56,7 @@ def relative(path: Path | str, data_path: str) -> str:
     """How provenance records a file: relative to DATA_PATH when inside it, else as is (a URL)."""
     if isinstance(path, Path) and path.is_relative_to(data_path):
         return str(path.relative_to(data_path))
-    return str(path)
+    return str(path).removeprefix(data_path) if is_url(data_path) else str(path)
 
 
 def ident(name: str) -> str:
@@ -294,7 +294,7 @@ def plan_tables(
         if staged.path not in kept:  # not an in-place object the current load registered already
             by_table.setdefault(staged.table, []).append(staged)
     lake_types: dict[str, list[tuple[str, str]]] = {}  # DuckDB types per distinct Arrow schema
-    check_in_place(con, dataset, [f for files in by_table.values() for f in files if f.in_place])
+    check_in_place(con, dataset, [f for files in by_table.values() for f in files if is_url(f.path)])
     plans = []
     for qualified, files in sorted(by_table.items()):
         schema, table = qualified.split(".", 1)
@@ -302,10 +302,10 @@ def plan_tables(
         columns: dict[str, tuple[str, str]] = {}  # name -> (type, file that brought it)
         placed = []
         for staged in files:
-            if staged.in_place:
+            if is_url(staged.path):  # in place, or staged straight into a data path on S3
                 dest = actual = staged.path
             else:
-                dest = folder / hive_folder(staged.partition) / Path(staged.path).name
+                dest = folder / staging.hive_folder(staged.partition) / Path(staged.path).name
                 actual = staged.path if os.path.exists(staged.path) else str(dest)  # moved by an interrupted run
                 check_file(dataset, staged, actual)  # so files with equal manifest schemas have equal types
             for name in staged.partition or {}:  # partition columns first: the folder holds them
@@ -349,8 +349,13 @@ def plan_tables(
     return plans
 
 
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
 def check_in_place(con, dataset: str, files: list[StagedFile]) -> None:
-    """Objects registered in place still have the rows the source described (one read of all footers)."""
+    """Objects already where they are registered (in place, or staged into a data path on S3) still
+    have the rows the manifest describes (one read of all footers)."""
     if not files:
         return
     try:
@@ -377,13 +382,6 @@ def has_in_place(con, qualified: str) -> bool:
     """Does the table hold files registered in place (objects that are not ours)?"""
     query = f"SELECT count(*) FROM {ALIAS}.omicslake.files WHERE table_name = ? AND path LIKE '%://%'"
     return bool(con.execute(query, [qualified]).fetchone()[0])
-
-
-def hive_folder(partition: dict[str, str] | None) -> str:
-    """`<column>=<value>/...` for a file's partition columns (values URL-quoted like Hive's)."""
-    from urllib.parse import quote
-
-    return "/".join(f"{quote(column, safe='')}={quote(value, safe='')}" for column, value in (partition or {}).items())
 
 
 def owns_table(con, dataset: str, current: dict | None, qualified: str) -> bool:
@@ -459,7 +457,7 @@ def move_into_lake(dataset: str, plans: list[TablePlan]) -> list[tuple[Path, Pat
     try:
         for plan in plans:
             for staged, dest in plan.files:
-                if staged.in_place:
+                if is_url(staged.path):
                     continue
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 src = Path(staged.path)
@@ -580,7 +578,7 @@ def files_argument(paths: list[Path | str]) -> str | list[str]:
     once: at 1,000 files that is several seconds. dlt names files `<load_id>.<file_id>.parquet`,
     so one load's files in a table folder share a prefix.
     """
-    if not all(isinstance(p, Path) for p in paths):  # objects in place: their URLs
+    if not all(isinstance(p, Path) for p in paths):  # objects: their URLs
         return [str(p) for p in paths]
     literal = str(paths[0].parent / os.path.commonprefix([p.name for p in paths]))
     if len(paths) > 1 and not set("*?[]{}") & set(literal):

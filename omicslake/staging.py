@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import dlt
+from dlt.destinations import filesystem
 
 from omicslake import workflow_version
 from omicslake.errors import DatasetError, causes, first_line, root_dataset_error
@@ -43,9 +44,12 @@ def stage(
     config: dict,
     pipeline: str | None = None,
     empty_ok: bool = False,
+    lake: dict | None = None,
 ) -> Manifest:
     """Run the plan's dlt source into `workdir/parquet` and return the manifest of what it wrote,
-    with the plan's files in place and the upstream files whose lake files it keeps.
+    with the plan's files in place and the upstream files whose lake files it keeps. A lake whose
+    data path is on S3 (`lake` config block) gets the files written straight to their table's
+    folder there (`<data_path>/<schema>/<table>/`): registration then moves nothing.
 
     `plan.source` may be {upstream url: resource}: each runs as a load package of its own, so its
     files hold that upstream file's rows only (`StagedFile.upstream`). A file with no rows declares
@@ -57,11 +61,12 @@ def stage(
     bucket = workdir / "parquet"
     shutil.rmtree(bucket, ignore_errors=True)  # leftovers of an unregistered earlier attempt
     dlt.config["load.delete_completed_jobs"] = True  # no second local copy of each file
+    remote = lake and lake["data_path"].startswith("s3://")
     pipeline = dlt.pipeline(
         pipeline_name=pipeline or pipeline_name(dataset),
         pipelines_dir=str(workdir / ".dlt"),
-        destination=dlt.destinations.filesystem(bucket_url=str(bucket.resolve())),
-        dataset_name=DLT_DATASET,
+        destination=lake_destination(lake, partitions) if remote else filesystem(bucket_url=str(bucket.resolve())),
+        dataset_name=schema if remote else DLT_DATASET,
     )
     origin: dict[str, str] = {}  # load id -> the upstream url its rows came from
     try:
@@ -85,9 +90,12 @@ def stage(
             for job in step["job_metrics"].values():
                 if job.table_name.startswith("_dlt") or not job.remote_url:
                     continue
-                path = url2pathname(urlparse(job.remote_url).path)  # dlt percent-encodes the URL
                 partition = (partitions or {}).get(job.table_name)
-                staged = describe_file(path, f"{schema}.{job.table_name}", load_id, partition)
+                if remote:
+                    path, fs = job.remote_url, s3_filesystem(lake)
+                else:
+                    path, fs = url2pathname(urlparse(job.remote_url).path), None  # dlt percent-encodes the URL
+                staged = describe_file(path, f"{schema}.{job.table_name}", load_id, partition, fs)
                 files.append(dataclasses.replace(staged, upstream=origin.get(load_id)))
     if not empty_ok and not plan.kept and not sum(f.rows for f in files):
         raise DatasetError(dataset, "the source has no rows (empty upstream file?); the lake keeps its current load")
@@ -119,6 +127,45 @@ def unchanged(dataset: str, upstream: list[Upstream], fingerprint: str, config: 
         config,
         workflow_version=workflow_version(),
     )
+
+
+def lake_destination(lake: dict, partitions: dict[str, dict[str, str]]):
+    """dlt's filesystem destination writing into the lake's data path on S3, each table's files in
+    DuckLake's folder for it (partitioned ones in `<column>=<value>/` below). dlt's own tables
+    (`_dlt_loads`, `_dlt_pipeline_state`, `_dlt_version`) land beside them in the schema folder."""
+    from dlt.common.configuration.specs import AwsCredentials
+
+    options = lake.get("s3") or {}
+    credentials = AwsCredentials(
+        region_name=options.get("region"),
+        endpoint_url=options.get("endpoint_url"),
+        s3_url_style="path" if options.get("url_style") == "path" or options.get("endpoint_url") else None,
+    )  # keys from where boto looks (AWS_* variables, ~/.aws, the instance role): never in the config
+
+    def partition(schema_name, table_name, load_id, file_id, ext) -> str:
+        folder = hive_folder(partitions.get(table_name))
+        return f"{folder}/" if folder else ""
+
+    return filesystem(
+        bucket_url=lake["data_path"],
+        credentials=credentials,
+        layout="{table_name}/{partition}{load_id}.{file_id}.{ext}",
+        extra_placeholders={"partition": partition},
+    )
+
+
+def s3_filesystem(lake: dict):
+    from omicslake.download import DownloadSettings
+    from omicslake.download.s3 import filesystem as s3fs
+
+    return s3fs(DownloadSettings(s3=lake.get("s3") or {}))
+
+
+def hive_folder(partition: dict[str, str] | None) -> str:
+    """`<column>=<value>/...` for a file's partition columns (values URL-quoted like Hive's)."""
+    from urllib.parse import quote
+
+    return "/".join(f"{quote(column, safe='')}={quote(value, safe='')}" for column, value in (partition or {}).items())
 
 
 def clean(workdir: Path) -> None:

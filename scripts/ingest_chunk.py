@@ -18,4 +18,5 @@ jobs.run(
     snakemake.input.chunks,
     snakemake.output.manifest,
     snakemake.config["download"],
+    snakemake.config["lake"],
 )

@@ -41,7 +41,8 @@ class Lake:
         self.catalog = str(root / "lake" / "omicslake.ducklake")
         self.data_path = str(root / "lake" / "data") + "/"
         self.staging = root / "staging"
-        self.s3: list[dict] = []  # S3 locations of objects registered in place (`config.s3_locations`)
+        self.s3: list[dict] = []  # S3 locations the lake reads (`config.s3_locations`)
+        self.lake_s3: dict | None = None  # `lake.s3` of a data path on S3
 
     def folder(self, name: str, source: str = "http") -> Path:
         return self.staging / source / name
@@ -55,8 +56,13 @@ class Lake:
             count = len(json.loads((folder / "chunks.json").read_text())["chunks"])
             chunks = [folder / "chunk" / str(i) / "manifest.json" for i in range(count)]
             for i, manifest in enumerate(chunks):
-                ingest_chunk(source, name, cfg, i, folder / "chunks.json", manifest, settings)
-        return ingest(source, name, cfg, folder / "manifest.json", settings, chunks)
+                ingest_chunk(source, name, cfg, i, folder / "chunks.json", manifest, settings, self.lake)
+        return ingest(source, name, cfg, folder / "manifest.json", settings, chunks, self.lake)
+
+    @property
+    def lake(self) -> dict:
+        """The config's lake block."""
+        return {"catalog": self.catalog, "data_path": self.data_path, "s3": self.lake_s3}
 
     def register(self, name: str, source: str = "http"):
         folder = self.folder(name, source)

@@ -3,6 +3,7 @@ staged incrementally, Parquet objects registered in place, and DuckLake maintena
 touch objects that are not ours."""
 
 import io
+import os
 import re
 import time
 
@@ -209,7 +210,7 @@ def test_config_refuses_credentials_in_the_endpoint():
 
 
 @pytest.mark.slow
-def test_workflow_registers_in_place_and_the_cli_queries_it(tmp_path, s3_server, aws_env):
+def test_workflow_on_a_lake_in_s3_registers_in_place_and_the_cli_queries_it(tmp_path, s3_server, aws_env):
     import subprocess
 
     from tests.conftest import REPO, run_snakemake, started_jobs, workflow_config
@@ -225,6 +226,7 @@ def test_workflow_registers_in_place_and_the_cli_queries_it(tmp_path, s3_server,
         ]
     }  # fmt: skip
     config = workflow_config(tmp_path, sources)
+    config["lake"].update(data_path="s3://private/lake/", s3={"endpoint_url": s3_server.endpoint})
     first = run_snakemake(tmp_path, config)
     assert first.returncode == 0, first.stderr[-3000:]
     assert sorted(started_jobs(first)) == [
@@ -244,5 +246,36 @@ def test_workflow_registers_in_place_and_the_cli_queries_it(tmp_path, s3_server,
     )
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"│\s+1\s+│", shown.stdout), shown.stdout  # the in-place table joins the staged one
+    staged = s3_server.client().list_objects_v2(Bucket="private", Prefix="lake/s3/genes/")["Contents"]
+    assert [o["Key"].endswith(".parquet") for o in staged] == [True]  # the staged CSV went straight to S3
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and s3_server.SECRET.encode() in p.read_bytes()]
+    assert leaked == []
+
+
+def test_a_lake_whose_data_path_is_on_s3_gets_files_written_straight_there(tmp_path, s3_server, aws_env):
+    """Staged Parquet goes once to its final key; registration moves and copies nothing."""
+    from tests.conftest import Lake, write_gz
+
+    lake = Lake(tmp_path)
+    lake.data_path = "s3://private/lake/"
+    lake.lake_s3 = {"endpoint_url": s3_server.endpoint}
+    lake.s3 = [{"scope": lake.data_path, **lake.lake_s3}]
+    source = write_gz(tmp_path / "src" / "genes.tsv.gz", "gene\tscore\nTP53\t1.5\nMYC\t2.5\n")
+    staged = lake.ingest("genes", {"url": f"file://{source}"})
+    assert [f.path.rsplit("/", 1)[0] for f in staged.files] == ["s3://private/lake/http/genes"]
+    assert not list(lake.staging.rglob("*.parquet"))  # nothing written locally
+    keys = {o["Key"] for o in s3_server.client().list_objects_v2(Bucket="private", Prefix="lake/")["Contents"]}
+    first = lake.register("genes")
+    after = {o["Key"] for o in s3_server.client().list_objects_v2(Bucket="private", Prefix="lake/")["Contents"]}
+    assert after == keys  # registration wrote, moved and copied no object
+    assert lake.query("SELECT gene, score FROM lake.http.genes ORDER BY gene") == [("MYC", 2.5), ("TP53", 1.5)]
+    assert lake.query("SELECT path FROM lake.omicslake.files") == [
+        (f.path.removeprefix(lake.data_path),) for f in staged.files
+    ]
+    write_gz(source, "gene\tscore\nTP53\t9.0\n")
+    os.utime(source, (1, 1))
+    second = lake.load("genes", {"url": f"file://{source}"})
+    assert second.snapshot_id == first.snapshot_id + 1
+    assert lake.query("SELECT gene, score FROM lake.http.genes") == [("TP53", 9.0)]
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and s3_server.SECRET.encode() in p.read_bytes()]
     assert leaked == []
