@@ -68,6 +68,16 @@ def attach_sql(catalog: str, data_path: str, alias: str = ALIAS, read_only: bool
     return f"ATTACH 'ducklake:{quote(catalog)}' AS {alias} ({', '.join(options)})"
 
 
+def setup_sql(catalog: str, data_path: str, s3: list[dict]) -> list[str]:
+    """The statements another DuckDB client runs to read the lake (`omicslake attach`): extensions,
+    a secret per S3 location (credentials from the client's own chain), the read-only ATTACH."""
+    catalog, data_path = normalise(catalog, data_path)
+    loads = ["ducklake"] + (["postgres"] if catalog.startswith("postgres:") else [])
+    loads += ["httpfs"] if s3 or "://" in data_path else []
+    secrets = [s3_secret(f"omicslake_s3_{i}", bucket, chain=True) for i, bucket in enumerate(s3)]
+    return [f"LOAD {name}" for name in loads] + secrets + [attach_sql(catalog, data_path, read_only=True)]
+
+
 def quote(text: str) -> str:
     """`text` inside a single-quoted SQL string."""
     return text.replace("'", "''")
@@ -83,9 +93,10 @@ def normalise(catalog: str, data_path: str) -> tuple[str, str]:
     return (str(Path(catalog).expanduser().resolve()) if is_file_catalog(catalog) else catalog), data
 
 
-def s3_secret(name: str, bucket: dict) -> str:
+def s3_secret(name: str, bucket: dict, chain: bool = False) -> str:
     """A temporary DuckDB secret for one S3 location (`omicslake.config.s3_locations`): its
-    endpoint and region from the config, its key from where boto looks (never stored)."""
+    endpoint and region from the config, its key from where boto looks (never stored). `chain`:
+    let DuckDB's credential chain find the key instead (printed SQL holds no key)."""
     from urllib.parse import urlparse
 
     options = ["TYPE s3", f"SCOPE '{quote(bucket['scope'])}'"]
@@ -96,7 +107,9 @@ def s3_secret(name: str, bucket: dict) -> str:
     options.append(f"URL_STYLE '{style}'")
     if bucket.get("region"):
         options.append(f"REGION '{quote(bucket['region'])}'")
-    if not bucket.get("anonymous"):
+    if chain and not bucket.get("anonymous"):
+        options.append("PROVIDER credential_chain")
+    elif not bucket.get("anonymous"):
         import botocore.session
 
         credentials = botocore.session.Session().get_credentials()

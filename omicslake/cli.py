@@ -1,7 +1,7 @@
 """`omicslake` command: query the lake a workflow config points at.
 
 omicslake query [--config FILE] "SELECT ..."   run SQL against the lake (attached as `lake`)
-omicslake attach [--config FILE]               print the ATTACH statement for duckdb / other clients
+omicslake attach [--config FILE]               print the SQL that attaches the lake in another DuckDB client
 omicslake publish DEST [--data-url URL]        a frozen read-only copy of the lake, for plain DuckDB
 omicslake ingest / register                    run one job by hand (what the workflow rules run)
 """
@@ -16,7 +16,7 @@ import yaml
 
 from omicslake import config as cfg
 from omicslake import jobs
-from omicslake.catalog import attach_sql, normalise, open_lake
+from omicslake.catalog import open_lake, setup_sql
 from omicslake.ingest import ingest
 from omicslake.register import register as register_load
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     query = commands.add_parser("query", help="run SQL against the lake (read-only)")
     query.add_argument("sql")
     query.add_argument("--max-rows", type=int, default=40)
-    commands.add_parser("attach", help="print the ATTACH statement for this lake")
+    commands.add_parser("attach", help="print the SQL that attaches this lake in any DuckDB client")
     published = commands.add_parser("publish", help="write a frozen, read-only copy of the lake into DEST")
     published.add_argument("dest", help="folder for omicslake.ducklake and data/")
     published.add_argument("--data-url", help="the data path readers use (https:// or s3://); nothing is copied")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     catalog, data_path = config["lake"]["catalog"], config["lake"]["data_path"]
     if args.command == "attach":
-        print(attach_sql(*normalise(catalog, data_path), read_only=True) + ";")
+        print("\n".join(f"{statement};" for statement in setup_sql(catalog, data_path, cfg.s3_locations(config))))
     elif args.command == "publish":
         from omicslake.publish import publish
 

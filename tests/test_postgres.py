@@ -155,3 +155,28 @@ def test_workflow_on_a_postgres_catalog_reruns_without_jobs(pg_lake, tmp_path):
     assert shown.returncode == 0 and "genes" in shown.stdout and "3" in shown.stdout, shown.stderr
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and PostgresServer.PASSWORD.encode() in p.read_bytes()]
     assert leaked == []
+
+
+def test_attach_prints_everything_another_duckdb_needs(pg_lake, tmp_path):
+    """No setup SQL to write: extensions, secrets and the ATTACH come from the config."""
+    from omicslake.catalog import connect
+
+    pg_lake.load("genes", genes_entry(tmp_path))
+    config = {
+        "lake": {"catalog": pg_lake.catalog, "data_path": pg_lake.data_path},
+        "sources": {"s3": [{"name": "tpm", "bucket_url": "s3://lab/tpm/", "register_in_place": True,
+                            "endpoint_url": "http://127.0.0.1:9"}]},
+    }  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    shown = subprocess.run(
+        [sys.executable, "-m", "omicslake.cli", "--config", str(tmp_path / "config.yaml"), "attach"],
+        capture_output=True, text=True, env={**os.environ, "AWS_SECRET_ACCESS_KEY": "never-printed"},
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    statements = [s for s in shown.stdout.strip().split(";\n") if s]
+    assert statements[:3] == ["LOAD ducklake", "LOAD postgres", "LOAD httpfs"]
+    assert "SCOPE 's3://lab/tpm/'" in statements[3] and "PROVIDER credential_chain" in statements[3]
+    assert "never-printed" not in shown.stdout and PostgresServer.PASSWORD not in shown.stdout
+    con = connect("postgres", "httpfs")  # the extensions a client would have installed
+    con.execute(statements[-1].rstrip(";"))
+    assert con.execute("SELECT count(*) FROM lake.http.genes").fetchall() == [(3,)]
