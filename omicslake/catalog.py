@@ -40,11 +40,14 @@ def loadable(name: str) -> Path:
     path = extension_file(name)
     if name != "postgres":
         return path
-    link = Path(
-        tempfile.gettempdir(), f"omicslake-{os.getuid()}", duckdb.__version__, "postgres_scanner.duckdb_extension"
-    )
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
+    mine = Path(tempfile.gettempdir(), f"omicslake-{os.getuid()}")  # in /tmp: home may be read-only on nodes
+    mine.mkdir(mode=0o700, exist_ok=True)
+    if mine.stat().st_uid != os.getuid():
+        raise OmicslakeError(f"{mine} belongs to another user: remove it")
+    mine.chmod(0o700)  # nobody else may swap the link
+    link = mine / duckdb.__version__ / "postgres_scanner.duckdb_extension"
+    if not link.is_symlink() or os.readlink(link) != str(path):
+        link.parent.mkdir(exist_ok=True)
         tmp = link.with_name(f"{link.name}.{os.getpid()}")
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(path)
@@ -74,8 +77,10 @@ def setup_sql(catalog: str, data_path: str, s3: list[dict]) -> list[str]:
     catalog, data_path = normalise(catalog, data_path)
     loads = ["ducklake"] + (["postgres"] if catalog.startswith("postgres:") else [])
     loads += ["httpfs"] if s3 or "://" in data_path else []
+    loads += ["aws"] if any(not bucket.get("anonymous") for bucket in s3) else []  # its credential_chain
     secrets = [s3_secret(f"omicslake_s3_{i}", bucket, chain=True) for i, bucket in enumerate(s3)]
-    return [f"LOAD {name}" for name in loads] + secrets + [attach_sql(catalog, data_path, read_only=True)]
+    extensions = [f"{verb} {name}" for name in loads for verb in ("INSTALL", "LOAD")]
+    return extensions + secrets + [attach_sql(catalog, data_path, read_only=True)]
 
 
 def quote(text: str) -> str:
@@ -112,7 +117,10 @@ def s3_secret(name: str, bucket: dict, chain: bool = False) -> str:
     elif not bucket.get("anonymous"):
         import botocore.session
 
-        credentials = botocore.session.Session().get_credentials()
+        try:
+            credentials = botocore.session.Session().get_credentials()
+        except Exception as e:  # a missing AWS_PROFILE, an expired SSO login, ...
+            raise OmicslakeError(f"cannot read AWS credentials for {bucket['scope']}: {first_line(e)}") from None
         if credentials is not None:
             frozen = credentials.get_frozen_credentials()
             options += [f"KEY_ID '{quote(frozen.access_key)}'", f"SECRET '{quote(frozen.secret_key)}'"]
@@ -178,7 +186,11 @@ def writer_lock(stack: contextlib.ExitStack, catalog: str, wait_seconds: float) 
     import psycopg
 
     try:
-        pg = stack.enter_context(psycopg.connect(catalog.removeprefix("postgres:"), autocommit=True))
+        pg = stack.enter_context(
+            psycopg.connect(catalog.removeprefix("postgres:"), autocommit=True, keepalives=1, keepalives_idle=30)
+        )  # keepalives: a firewall that drops an idle connection would free the lock mid-registration
+        if pg.info.server_version >= 140000:
+            pg.execute("SET idle_session_timeout = 0")  # nor may the server end the idle session
         pg.execute(f"SET lock_timeout = {max(1, int(wait_seconds * 1000))}")
         pg.execute("SELECT pg_advisory_lock(%s)", [WRITER_LOCK])
     except psycopg.errors.LockNotAvailable:

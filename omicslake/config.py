@@ -34,11 +34,18 @@ def source_datasets(config: dict, source: str) -> dict[str, dict]:
 def check(config: dict) -> None:
     """Raise ConfigError, naming the key, for what the schema lets through."""
     catalog = (config.get("lake") or {}).get("catalog", "")
-    if catalog.startswith("postgres:") and "password" in catalog.lower():
-        raise ConfigError(
-            "config key lake.catalog: a password in the catalog string would be stored with every run's "
-            "config; set PGPASSWORD or use ~/.pgpass instead"
-        )
+    if catalog.startswith("postgres:"):
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            fields = conninfo_to_dict(catalog.removeprefix("postgres:"))
+        except Exception:  # its message may quote the string, password and all
+            raise ConfigError("config key lake.catalog: not a libpq connection string after postgres:") from None
+        if fields.get("password"):
+            raise ConfigError(
+                "config key lake.catalog: a password in the catalog string would be stored with every run's "
+                "config; set PGPASSWORD or use ~/.pgpass instead"
+            )
     datasets(config)
 
 

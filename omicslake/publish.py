@@ -37,6 +37,7 @@ def publish(catalog: str, data_path: str, dest: str | Path, data_url: str | None
     data_url = data_url or (data_path if "://" in data_path else None)  # a lake on S3 is read where it is
     partial = dest / f".{CATALOG}.partial"
     partial.unlink(missing_ok=True)
+    Path(f"{partial}.wal").unlink(missing_ok=True)  # of a publish that crashed: never replayed into this one
     with open_lake(catalog, data_path, read_only=True) as con:  # writers wait (file) or stay invisible (PostgreSQL)
         if is_file_catalog(catalog):
             shutil.copyfile(catalog, partial)

@@ -101,7 +101,8 @@ def register(
             log.info(
                 "%s: unchanged, lake keeps load %s (snapshot %s)", dataset, current["load_id"], current["snapshot_id"]
             )
-            receipt = receipt_of(con, dataset, current, manifest, "unchanged")
+            settle(con, dataset, current["load_id"], current["snapshot_id"])
+            receipt = receipt_of(con, dataset, current_load(con, dataset), manifest, "unchanged")
         elif manifest.status == "unchanged":
             (workdir / "stamp.json").unlink(missing_ok=True)  # the next probe then says "new"
             raise DatasetError(
@@ -181,7 +182,7 @@ def load(
     kept = kept_files(con, manifest, current)
     if not manifest.files and not kept:
         raise DatasetError(dataset, "a changed load with no files: the manifest is corrupt")
-    plans = plan_tables(con, manifest, data_path, current, {row["path"] for row in kept})
+    plans = plan_tables(con, manifest, data_path, current, kept)
     already = registered_paths(con, [(p.schema, p.table) for p in plans if p.exists])
     for plan in plans:
         for _staged, dest in plan.files:
@@ -218,27 +219,45 @@ def load(
             raise
         raise DatasetError(dataset, f"registration failed, catalog unchanged: {first_line(e)}") from e
     journal.unlink()
-    for plan in plans:
-        if not plan.exists or plan.recreate:
-            no_compaction(con, plan)
-    actual = con.execute(f"SELECT snapshot_id FROM {ALIAS}.snapshots() WHERE commit_message = ?", [message]).fetchone()[
-        0
-    ]
-    if actual != snapshot_id:  # another writer committed first (not one of ours: they queue on a lock)
-        log.warning(
-            "%s: load %s landed in snapshot %s, not %s: correcting", dataset, manifest.load_id, actual, snapshot_id
-        )
-        con.execute("BEGIN")
-        for table in ("loads", "files", "upstream"):
-            con.execute(
-                f"UPDATE {ALIAS}.omicslake.{table} SET snapshot_id = ? WHERE dataset = ? AND load_id = ?",
-                [actual, dataset, manifest.load_id],
-            )
-        con.execute("COMMIT")
+    actual = settle(con, dataset, manifest.load_id, snapshot_id)
     added = [staged for plan in plans for staged, _ in plan.files]
     rows = sum(f.rows for f in added)
     log.info("%s: registered %d files, %d rows in snapshot %s; kept %d", dataset, len(added), rows, actual, len(kept))
     return receipt_of(con, dataset, current_load(con, dataset), manifest, "registered")
+
+
+def settle(con, dataset: str, load_id: str, recorded: int) -> int | None:
+    """After COMMIT (or on a rerun that found the load in place): provenance carries the snapshot
+    DuckLake gave the load (another writer may have committed first), and every table of the load
+    has auto_compact off. Nothing here can undo the load: a failure is logged, and the next
+    registration of the dataset tries again."""
+    try:
+        found = con.execute(
+            f"SELECT snapshot_id FROM {ALIAS}.snapshots() WHERE commit_message = ?", [f"load {dataset} {load_id}"]
+        ).fetchone()
+        actual = found[0] if found else recorded
+        if actual != recorded:
+            log.warning("%s: load landed in snapshot %s, not %s: correcting provenance", dataset, actual, recorded)
+            con.execute("BEGIN")
+            for table in ("loads", "files", "upstream"):
+                con.execute(
+                    f"UPDATE {ALIAS}.omicslake.{table} SET snapshot_id = ? WHERE dataset = ? AND load_id = ?",
+                    [actual, dataset, load_id],
+                )
+            con.execute("COMMIT")
+        tables = con.execute(
+            f"SELECT DISTINCT table_name FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
+            [dataset, load_id],
+        ).fetchall()
+        for (name,) in tables:
+            schema, table = name.split(".", 1)
+            if table_columns(con, schema, table) is not None:
+                no_compaction(con, TablePlan(schema, table, True, Path(), [], []))
+        return actual
+    except duckdb.Error as e:
+        with_rollback(con)
+        log.warning("%s: after registering load %s: %s (retried on the next registration)", dataset, load_id, e)
+        return recorded
 
 
 def kept_files(con, manifest: Manifest, current: dict | None) -> list[dict]:
@@ -270,6 +289,9 @@ def kept_files(con, manifest: Manifest, current: dict | None) -> list[dict]:
     for url in sorted(again):
         if versions.get(url) != now.get(url):
             raise replaced(manifest.dataset, url)
+    for row in files:  # an object registered in place that this load no longer lists: deleted?
+        if is_url(row["path"]) and row["upstream"] not in now and not exists(con, manifest.dataset, row["path"]):
+            raise replaced(manifest.dataset, row["path"])
     keep = set(manifest.kept) | again
     return [row for row in files if row["upstream"] is not None and row["upstream"] in keep]
 
@@ -280,18 +302,20 @@ def with_rollback(con) -> None:
 
 
 def plan_tables(
-    con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None, kept: set[str]
+    con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None, kept: list[dict]
 ) -> list[TablePlan]:
     """Check every file against its manifest entry and its lake table; decide DDL and destinations.
 
     New columns are added. A column whose type changed is an error, unless the dataset owns the
     table (all its rows are the dataset's current load): then the table is dropped and created
     anew in the load's snapshot, and time travel still reads the old one. Not when it holds files
-    registered in place: expiring the dropped table's snapshots would delete those objects.
+    registered in place (expiring the dropped table's snapshots would delete those objects), nor
+    when the load keeps files of the table (they would be dropped with it).
     """
     dataset, by_table = manifest.dataset, {}
+    kept_paths, kept_tables = {row["path"] for row in kept}, {row["table_name"] for row in kept}
     for staged in manifest.files:
-        if staged.path not in kept:  # not an in-place object the current load registered already
+        if staged.path not in kept_paths:  # not an in-place object the current load registered already
             by_table.setdefault(staged.table, []).append(staged)
     lake_types: dict[str, list[tuple[str, str]]] = {}  # DuckDB types per distinct Arrow schema
     check_in_place(con, dataset, [f for files in by_table.values() for f in files if is_url(f.path)])
@@ -332,7 +356,8 @@ def plan_tables(
             )
         if existing is not None:
             conflicts = [(n, t, f) for n, (t, f) in columns.items() if n in existing and not compatible(t, existing[n])]
-            if conflicts and owns_table(con, dataset, current, qualified) and not has_in_place(con, qualified):
+            droppable = qualified not in kept_tables and not has_in_place(con, qualified)
+            if conflicts and droppable and owns_table(con, dataset, current, qualified):
                 plan.recreate = True
             elif conflicts:
                 name, type_, file = conflicts[0]
@@ -351,6 +376,22 @@ def plan_tables(
 
 def is_url(path: str) -> bool:
     return "://" in path
+
+
+def exists(con, dataset: str, url: str) -> bool:
+    """Is the object there? (its size only: read_blob reads no content for it)"""
+    try:
+        con.execute("SELECT size FROM read_blob(?)", [url]).fetchall()
+        return True
+    except duckdb.Error as e:
+        if "404" in str(e) or "no files found" in str(e).lower() or "not found" in str(e).lower():
+            return False
+        raise DatasetError(dataset, f"cannot tell whether the object exists: {first_line(e)}", url) from None
+
+
+def absolute(path: str, data_path: str) -> str:
+    """A provenance path (relative to DATA_PATH) as DuckDB names the file."""
+    return data_path + path if is_url(data_path) else str(Path(data_path, path))
 
 
 def check_in_place(con, dataset: str, files: list[StagedFile]) -> None:
@@ -500,7 +541,7 @@ def retire(con, dataset: str, current: dict | None, data_path: str, skip: set[st
             predicate = " OR ".join(["rowid BETWEEN ? AND ?"] * len(ranges)) or "false"
             params = [bound for pair in ranges for bound in pair]
         elif "filename" not in columns:
-            predicate, params = "filename IN ?", [[p if "://" in p else str(Path(data_path, p)) for p, _ in files]]
+            predicate, params = "filename IN ?", [[p if is_url(p) else absolute(p, data_path) for p, _ in files]]
         else:
             raise DatasetError(
                 dataset,

@@ -71,6 +71,7 @@ def stage(
     origin: dict[str, str] = {}  # load id -> the upstream url its rows came from
     try:
         if isinstance(source, dict):
+            pipeline.abort_packages()  # packages of an attempt that failed midway: never loaded twice
             for url, resource in source.items():
                 for load_id in pipeline.extract(resource, loader_file_format="parquet").loads_ids:
                     origin[load_id] = url
@@ -86,6 +87,8 @@ def stage(
         raise DatasetError(dataset, f"dlt pipeline failed: {type(innermost).__name__}: {first_line(innermost)}") from e
     files = list(plan.in_place)
     for load_id in info.loads_ids if info else []:
+        if isinstance(source, dict) and load_id not in origin:
+            continue  # an aborted leftover
         for step in info.metrics[load_id]:
             for job in step["job_metrics"].values():
                 if job.table_name.startswith("_dlt") or not job.remote_url:
@@ -95,7 +98,10 @@ def stage(
                     path, fs = job.remote_url, s3_filesystem(lake)
                 else:
                     path, fs = url2pathname(urlparse(job.remote_url).path), None  # dlt percent-encodes the URL
-                staged = describe_file(path, f"{schema}.{job.table_name}", load_id, partition, fs)
+                try:
+                    staged = describe_file(path, f"{schema}.{job.table_name}", load_id, partition, fs)
+                except Exception as e:
+                    raise DatasetError(dataset, f"cannot read back a staged file: {first_line(e)}", path) from None
                 files.append(dataclasses.replace(staged, upstream=origin.get(load_id)))
     if not empty_ok and not plan.kept and not sum(f.rows for f in files):
         raise DatasetError(dataset, "the source has no rows (empty upstream file?); the lake keeps its current load")

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from omicslake.catalog import open_lake
 from omicslake.ingest import ingest, ingest_chunk, plan_chunks
 from omicslake.register import register
 from omicslake.sources import SOURCES
-from tests.servers import HTTPServer, S3Server
+from tests.servers import HTTPServer, PostgresServer, S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"retries": 3, "backoff_seconds": 0.05, "timeout_seconds": 10}
@@ -24,6 +25,28 @@ def s3_server(tmp_path_factory):
     server = S3Server(tmp_path_factory.mktemp("seaweedfs"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_lake(postgres, tmp_path, monkeypatch):
+    """A lake whose catalog is a fresh PostgreSQL database; its data on local disk."""
+    import psycopg
+
+    monkeypatch.setenv("PGPASSWORD", postgres.PASSWORD)
+    database = f"lake_{os.getpid()}_{time.monotonic_ns()}"
+    admin = postgres.catalog.removeprefix("postgres:").replace("dbname=omicslake", "dbname=postgres")
+    with psycopg.connect(admin, autocommit=True) as pg:
+        pg.execute(f"CREATE DATABASE {database}")
+    lake = Lake(tmp_path)
+    lake.catalog = postgres.catalog.replace("dbname=omicslake", f"dbname={database}")
+    return lake
 
 
 @pytest.fixture

@@ -249,6 +249,7 @@ class KaggleServer:
         self.requests: list[dict] = []
         self.bad_md5: set[tuple[str, int]] = set()
         self.blob_faults: list[int | str] = []
+        self.blob_host = ""  # another storage host for the redirect (a dead port: connection refused)
         allowed = set()
         if login:
             allowed.add("Basic " + base64.b64encode(":".join(login).encode()).decode())
@@ -293,7 +294,7 @@ class KaggleServer:
                             404, b'{"code": 404, "message": "No such version"}', {"Content-Type": "application/json"}
                         )
                     blob = f"/blobs/{ref.replace('/', '-')}-{version}.zip?X-Goog-Signature={SIGNATURE}"
-                    return self.reply(302, b"", {"Location": blob})
+                    return self.reply(302, b"", {"Location": server.blob_host + blob})
                 return self.reply(404)
 
             def do_GET(self):

@@ -159,6 +159,17 @@ def test_storage_faults_are_retried_and_a_refusal_never_shows_the_signed_url(lak
     assert lake.query("SELECT DISTINCT version FROM lake.kaggle.expression") == [(1,)]  # v1 stays
 
 
+def test_an_unreachable_storage_host_never_shows_the_signature(lake, kaggle_api):
+    """urllib3 names the URL without its scheme (`Max retries exceeded with url: /path?query`)."""
+    from tests.servers import free_ports
+
+    kaggle_api.publish("owner/atlas", 1, {"expression.csv": EXPRESSION})
+    kaggle_api.blob_host = f"http://127.0.0.1:{free_ports(1)[0]}"  # nothing listens there
+    with pytest.raises(DatasetError, match=r"^kaggle\.owner__atlas: owner/atlas v1: .*/blobs/owner-atlas-1\.zip") as e:
+        lake.load("owner__atlas", entry(kaggle_api), "kaggle")
+    assert SIGNATURE not in str(e.value) and "X-Goog-Signature" not in str(e.value)
+
+
 @pytest.mark.parametrize("where", ["KAGGLE_API_TOKEN as a file", "~/.kaggle/access_token"])
 def test_a_token_file_is_found_where_kagglesdk_looks(lake, kaggle_api, monkeypatch, tmp_path, where):
     monkeypatch.delenv("KAGGLE_USERNAME")

@@ -9,7 +9,6 @@ from pathlib import Path
 from omicslake.catalog import extension_file
 from omicslake.publish import publish
 from tests.conftest import write_gz
-from tests.test_postgres import pg_lake, postgres  # noqa: F401 (fixtures)
 
 GENES = "gene_id\tsymbol\tscore\n1\tA1BG\t0.5\n2\tA2M\t1.0\n3\tNAT1\t1.25\n"
 

@@ -164,6 +164,10 @@ def test_in_place_objects_already_registered_are_kept_after_a_lost_receipt(lake,
     s3_server.put("private", "rnaseq/b.parquet", parquet({"gene": ["B"]}))
     lake.load("counts", cfg, "s3")  # every object looks new: a is kept, not added twice
     assert lake.query("SELECT gene FROM lake.s3.counts ORDER BY 1") == [("A",), ("B",)]
+    s3_server.client().delete_object(Bucket="private", Key="rnaseq/b.parquet")
+    (lake.folder("counts", "s3") / "receipt.json").unlink()  # lost again: the source cannot compare
+    with pytest.raises(DatasetError, match=r"rnaseq/b\.parquet: an object registered in place was replaced or deleted"):
+        lake.load("counts", cfg, "s3")
 
 
 @pytest.mark.parametrize(
@@ -197,9 +201,27 @@ def test_a_malformed_object_names_its_key(lake, s3_server, aws_env):
     cfg = entry(s3_server, bucket_url="s3://private/rnaseq/", register_in_place=True)
     with pytest.raises(DatasetError, match=r"^s3\.counts: s3://private/rnaseq/bad\.parquet: not a readable Parquet"):
         lake.load("counts", cfg, "s3")
+    s3_server.put("private", "rnaseq/a.csv", b"gene,n\nA,1\n")
     s3_server.put("private", "rnaseq/bad.csv", b"gene,n\nA,1\nB,2,3\n")
+    csv = entry(s3_server, bucket_url="s3://private/rnaseq/", file_glob="*.csv")
     with pytest.raises(DatasetError, match=r"^s3\.counts: .*bad\.csv: malformed csv"):
-        lake.load("counts", entry(s3_server, bucket_url="s3://private/rnaseq/", file_glob="*.csv"), "s3")
+        lake.load("counts", csv, "s3")  # a.csv's package was extracted before bad.csv failed
+    s3_server.put("private", "rnaseq/bad.csv", b"gene,n\nB,2\n")
+    lake.load("counts", csv, "s3")
+    assert lake.query("SELECT gene, n FROM lake.s3.counts ORDER BY gene") == [("A", 1), ("B", 2)]  # a.csv once
+
+
+def test_a_type_change_in_one_object_never_drops_the_rows_of_the_others(lake, s3_server):
+    s3_server.put("public", "rnaseq/a.csv", b"gene,n\nA,1\n")
+    s3_server.put("public", "rnaseq/b.csv", b"gene,n\nB,2\n")
+    cfg = entry(s3_server, anonymous=True)
+    lake.load("counts", cfg, "s3")
+    s3_server.put("public", "rnaseq/b.csv", b"gene,n\nB,two\n")  # n becomes text in b only
+    with pytest.raises(
+        DatasetError, match=r"^s3\.counts: .*schema conflict in column 'n': VARCHAR in the file, BIGINT"
+    ):
+        lake.load("counts", cfg, "s3")
+    assert lake.query("SELECT gene, n FROM lake.s3.counts ORDER BY gene") == [("A", 1), ("B", 2)]
 
 
 def test_config_refuses_credentials_in_the_endpoint():
@@ -210,10 +232,14 @@ def test_config_refuses_credentials_in_the_endpoint():
 
 
 @pytest.mark.slow
-def test_workflow_on_a_lake_in_s3_registers_in_place_and_the_cli_queries_it(tmp_path, s3_server, aws_env):
+def test_workflow_on_s3_and_postgres_then_a_published_copy_read_by_plain_duckdb(tmp_path, s3_server, aws_env, pg_lake):
+    """Issue 10 end to end: data path on S3, catalog in PostgreSQL, objects in place and staged,
+    a rerun without jobs, `omicslake query`, then `omicslake publish` read by DuckDB alone."""
     import subprocess
 
+    from omicslake.catalog import connect, s3_secret
     from tests.conftest import REPO, run_snakemake, started_jobs, workflow_config
+    from tests.servers import PostgresServer
 
     s3_server.put("private", "rnaseq/a.parquet", parquet({"gene": ["A", "B"], "tpm": [1.0, 2.0]}))
     s3_server.put("public", "tables/genes.csv", b"gene,name\nA,alpha\nZ,zeta\n")
@@ -226,7 +252,8 @@ def test_workflow_on_a_lake_in_s3_registers_in_place_and_the_cli_queries_it(tmp_
         ]
     }  # fmt: skip
     config = workflow_config(tmp_path, sources)
-    config["lake"].update(data_path="s3://private/lake/", s3={"endpoint_url": s3_server.endpoint})
+    config["lake"] = {"catalog": pg_lake.catalog, "data_path": "s3://private/lake/",
+                      "s3": {"endpoint_url": s3_server.endpoint}}  # fmt: skip
     first = run_snakemake(tmp_path, config)
     assert first.returncode == 0, first.stderr[-3000:]
     assert sorted(started_jobs(first)) == [
@@ -237,18 +264,22 @@ def test_workflow_on_a_lake_in_s3_registers_in_place_and_the_cli_queries_it(tmp_
     ]
     again = run_snakemake(tmp_path, config)
     assert again.returncode == 0 and started_jobs(again) == []
+    omicslake = [str(REPO / ".venv" / "bin" / "omicslake"), "--config", str(tmp_path / "config.yaml")]
     query = "SELECT count(*) FROM lake.s3.tpm JOIN lake.s3.genes USING (gene)"
-    shown = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "omicslake"), "--config", str(tmp_path / "config.yaml"), "query", query],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    shown = subprocess.run([*omicslake, "query", query], capture_output=True, text=True, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"│\s+1\s+│", shown.stdout), shown.stdout  # the in-place table joins the staged one
     staged = s3_server.client().list_objects_v2(Bucket="private", Prefix="lake/s3/genes/")["Contents"]
     assert [o["Key"].endswith(".parquet") for o in staged] == [True]  # the staged CSV went straight to S3
-    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and s3_server.SECRET.encode() in p.read_bytes()]
+
+    published = subprocess.run([*omicslake, "publish", "shared"], capture_output=True, text=True, cwd=tmp_path)
+    assert published.returncode == 0, published.stderr
+    reader = connect("httpfs")  # plain DuckDB: the published file and a secret for the bucket, no catalog server
+    reader.execute(s3_secret("bucket", {"scope": "s3://private/", "endpoint_url": s3_server.endpoint}))
+    reader.execute(f"ATTACH 'ducklake:{tmp_path / 'shared' / 'omicslake.ducklake'}' AS lake (READ_ONLY)")
+    assert reader.execute(query).fetchall() == [(1,)]
+    secrets = (s3_server.SECRET.encode(), PostgresServer.PASSWORD.encode())
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and any(s in p.read_bytes() for s in secrets)]
     assert leaked == []
 
 
@@ -260,7 +291,7 @@ def test_a_lake_whose_data_path_is_on_s3_gets_files_written_straight_there(tmp_p
     lake.data_path = "s3://private/lake/"
     lake.lake_s3 = {"endpoint_url": s3_server.endpoint}
     lake.s3 = [{"scope": lake.data_path, **lake.lake_s3}]
-    source = write_gz(tmp_path / "src" / "genes.tsv.gz", "gene\tscore\nTP53\t1.5\nMYC\t2.5\n")
+    source = write_gz(tmp_path / "src" / "genes.tsv.gz", "rowid\tgene\tscore\n1\tTP53\t1.5\n2\tMYC\t2.5\n")
     staged = lake.ingest("genes", {"url": f"file://{source}"})
     assert [f.path.rsplit("/", 1)[0] for f in staged.files] == ["s3://private/lake/http/genes"]
     assert not list(lake.staging.rglob("*.parquet"))  # nothing written locally
@@ -272,7 +303,7 @@ def test_a_lake_whose_data_path_is_on_s3_gets_files_written_straight_there(tmp_p
     assert lake.query("SELECT path FROM lake.omicslake.files") == [
         (f.path.removeprefix(lake.data_path),) for f in staged.files
     ]
-    write_gz(source, "gene\tscore\nTP53\t9.0\n")
+    write_gz(source, "rowid\tgene\tscore\n1\tTP53\t9.0\n")  # `rowid`: retired by file name, an S3 URL
     os.utime(source, (1, 1))
     second = lake.load("genes", {"url": f"file://{source}"})
     assert second.snapshot_id == first.snapshot_id + 1

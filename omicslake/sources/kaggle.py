@@ -184,7 +184,7 @@ def answer(e: Exception) -> str:
     query strings: a storage URL's is a signature that grants access."""
     response = getattr(e, "response", None)
     text = f"HTTP {response.status_code}: {first_line(e)}" if response is not None else first_line(e)
-    return re.sub(r"(https?://[^\s?#]+)[?#]\S*", r"\1", text)
+    return re.sub(r"\?[^\s)'\"]*", "", text)  # with or without a scheme: urllib3 shows paths only
 
 
 def describe(dataset: str, entry: dict, settings: DownloadSettings) -> dict:
