@@ -3,12 +3,15 @@
 omicslake query [--config FILE] "SELECT ..."   run SQL against the lake (attached as `lake`)
 omicslake attach [--config FILE]               print the SQL that attaches the lake in another DuckDB client
 omicslake publish DEST [--data-url URL]        a frozen read-only copy of the lake, for plain DuckDB
+omicslake verify [--json]                      check every registered file against the catalog
 omicslake ingest / register                    run one job by hand (what the workflow rules run)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -41,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("sql")
     query.add_argument("--max-rows", type=int, default=40)
     commands.add_parser("attach", help="print the SQL that attaches this lake in any DuckDB client")
+    checked = commands.add_parser("verify", help="check every registered file against the catalog (exit 1 if not)")
+    checked.add_argument("--json", action="store_true", help="the report as JSON")
     published = commands.add_parser("publish", help="write a frozen, read-only copy of the lake into DEST")
     published.add_argument("dest", help="folder for omicslake.ducklake and data/")
     published.add_argument("--data-url", help="the data path readers use (https:// or s3://); nothing is copied")
@@ -52,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     catalog, data_path = config["lake"]["catalog"], config["lake"]["data_path"]
     if args.command == "attach":
         print("\n".join(f"{statement};" for statement in setup_sql(catalog, data_path, cfg.s3_locations(config))))
+    elif args.command == "verify":
+        from omicslake.verify import render, verify
+
+        report = verify(catalog, data_path, cfg.s3_locations(config))
+        print(json.dumps(dataclasses.asdict(report), indent=2) if args.json else render(report))
+        return 0 if report.ok else 1
     elif args.command == "publish":
         from omicslake.publish import publish
 

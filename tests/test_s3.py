@@ -310,3 +310,11 @@ def test_a_lake_whose_data_path_is_on_s3_gets_files_written_straight_there(tmp_p
     assert lake.query("SELECT gene, score FROM lake.http.genes") == [("TP53", 9.0)]
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and s3_server.SECRET.encode() in p.read_bytes()]
     assert leaked == []
+
+    from omicslake.verify import verify
+
+    assert verify(lake.catalog, lake.data_path, lake.s3).ok  # `omicslake verify` on a bucket
+    s3_server.client().delete_object(Bucket="private", Key=staged.files[0].path.removeprefix("s3://private/"))
+    assert verify(lake.catalog, lake.data_path, lake.s3).problems == [
+        {"file": staged.files[0].path, "problem": "missing"}
+    ]
