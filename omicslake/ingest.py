@@ -11,7 +11,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from omicslake import staging
+from omicslake import faults, staging
 from omicslake.download import DownloadSettings
 from omicslake.errors import DatasetError
 from omicslake.manifest import Manifest, Receipt, fingerprint, write_json
@@ -57,6 +57,7 @@ def ingest(
             manifest = staging.unchanged(str(dataset), plan.upstream, digest, cfg)
         else:
             manifest = staging.stage(str(dataset), plan, folder, digest, cfg, lake=lake)
+            faults.point("manifest")
             log.info("%s: staged %d files, %d rows", dataset, len(manifest.files), sum(f.rows for f in manifest.files))
     manifest.write(manifest_path)
     return manifest

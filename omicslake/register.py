@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from omicslake import staging
+from omicslake import faults, staging
 from omicslake.catalog import ALIAS, META, normalise, open_lake
 from omicslake.errors import DatasetError, first_line
 from omicslake.manifest import Manifest, Receipt, StagedFile, check_file, utc_now
@@ -112,6 +112,7 @@ def register(
             )
         else:
             receipt = load(con, manifest, data_path, current, workdir)
+    faults.point("receipt")
     receipt.write(receipt_path)
     staging.clean(workdir)
     return receipt
@@ -193,6 +194,7 @@ def load(
     journal = workdir / JOURNAL  # what to clean up should this process die before COMMIT
     journal.write_text(json.dumps([[p.schema, p.table, str(d)] for p in plans for _, d in p.files]))
     moved = move_into_lake(dataset, plans)
+    faults.point("rename")
     message = f"load {dataset} {manifest.load_id}"  # each load's snapshot carries this commit message
     try:
         snapshot_id = con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()[0] + 1
@@ -209,6 +211,7 @@ def load(
                 json.dumps({"dataset": dataset, "load_id": manifest.load_id, "fingerprint": manifest.fingerprint}),
             ],
         )
+        faults.point("commit")
         con.execute("COMMIT")
     except Exception as e:
         with_rollback(con)

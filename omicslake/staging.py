@@ -24,7 +24,7 @@ from urllib.request import url2pathname
 import dlt
 from dlt.destinations import filesystem
 
-from omicslake import workflow_version
+from omicslake import faults, workflow_version
 from omicslake.errors import DatasetError, causes, first_line, root_dataset_error
 from omicslake.manifest import Manifest, Upstream, describe_file
 from omicslake.sources.base import Plan
@@ -68,17 +68,18 @@ def stage(
         destination=lake_destination(lake, partitions) if remote else filesystem(bucket_url=str(bucket.resolve())),
         dataset_name=schema if remote else DLT_DATASET,
     )
-    origin: dict[str, str] = {}  # load id -> the upstream url its rows came from
+    origin: dict[str, str | None] = {}  # this attempt's load ids -> the upstream url their rows came from
+    parts = source.items() if isinstance(source, dict) else [(None, source)] if source is not None else []
     try:
-        if isinstance(source, dict):
-            pipeline.abort_packages()  # packages of an attempt that failed midway: never loaded twice
-            for url, resource in source.items():
-                for load_id in pipeline.extract(resource, loader_file_format="parquet").loads_ids:
-                    origin[load_id] = url
-            pipeline.normalize()
-            info = pipeline.load()
-        else:
-            info = pipeline.run(source, loader_file_format="parquet") if source is not None else None
+        pipeline.abort_packages()  # packages of an attempt that died midway: never loaded twice
+        for url, resource in parts:
+            for load_id in pipeline.extract(resource, loader_file_format="parquet").loads_ids:
+                origin[load_id] = url
+        faults.point("extract")
+        pipeline.normalize()
+        faults.point("normalize")
+        info = pipeline.load() if parts else None
+        faults.point("load")
     except Exception as e:
         cause = root_dataset_error(e)
         if cause:
@@ -87,7 +88,7 @@ def stage(
         raise DatasetError(dataset, f"dlt pipeline failed: {type(innermost).__name__}: {first_line(innermost)}") from e
     files = list(plan.in_place)
     for load_id in info.loads_ids if info else []:
-        if isinstance(source, dict) and load_id not in origin:
+        if load_id not in origin:
             continue  # an aborted leftover
         for step in info.metrics[load_id]:
             for job in step["job_metrics"].values():

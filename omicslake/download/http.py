@@ -9,6 +9,7 @@ import time
 
 import requests
 
+from omicslake import faults
 from omicslake.download import CHUNK, DownloadSettings, NotFound, Part, login, public
 from omicslake.errors import DatasetError
 from omicslake.manifest import Upstream
@@ -138,6 +139,7 @@ def download(
                 with part.open(resume, ranged) as out:  # a 200 to a Range request: the server ignored it
                     for block in response.iter_content(CHUNK):
                         out.write(block)
+                        faults.point("download")
                 if current.size is not None and part.size() != current.size:
                     raise IncompleteBody(f"{part.size()} of {current.size} bytes")
             except (*RESUMABLE, IncompleteBody) as e:
