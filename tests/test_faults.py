@@ -4,6 +4,7 @@ no orphan or missing file (`omicslake verify`), one load."""
 
 import gzip
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -49,18 +50,24 @@ def test_a_kill_at_every_step_recovers_with_identical_content(tmp_path_factory, 
     reference = content(Lake(reference_dir))
     assert reference["http.genes"][0] == 5000 and reference["loads"] == [("http.genes", 1)]
 
-    table = []
-    for point in POINTS:
+    def killed_then_rerun(point: str):
         workdir, config, killed = build(f"kill-{point}", point)
         rerun = run_snakemake(workdir, config)
         lake = Lake(workdir)
-        same = rerun.returncode == 0 and content(lake) == reference
-        report = verify(lake.catalog, lake.data_path)
-        table.append((point, "killed" if killed.returncode != 0 else "not reached", rerun.returncode, same, report.ok))
-        assert killed.returncode != 0, f"{point}: the kill point was never reached"
-        assert rerun.returncode == 0, f"{point}: {rerun.stderr[-3000:]}"
-        assert same, f"{point}: {content(lake)} != {reference}"
-        assert report.ok, f"{point}: {report}"
+        found = content(lake) if rerun.returncode == 0 else None
+        return point, killed, rerun, found, verify(lake.catalog, lake.data_path)
+
+    with ThreadPoolExecutor(3) as pool:  # each scenario its own workdir and lake; mostly process start-up
+        outcomes = list(pool.map(killed_then_rerun, POINTS))
+    table = [
+        (p, "killed" if k.returncode else "not reached", r.returncode, f == reference, v.ok)
+        for p, k, r, f, v in outcomes
+    ]
     print("\nkill point | first run | rerun exit | same content | verify")
     for row in table:
         print(" | ".join(str(cell) for cell in row))
+    for point, killed, rerun, found, report in outcomes:
+        assert killed.returncode != 0, f"{point}: the kill point was never reached"
+        assert rerun.returncode == 0, f"{point}: {rerun.stderr[-3000:]}"
+        assert found == reference, f"{point}: {found} != {reference}"
+        assert report.ok, f"{point}: {report}"
