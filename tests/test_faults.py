@@ -71,3 +71,63 @@ def test_a_kill_at_every_step_recovers_with_identical_content(tmp_path_factory, 
         assert rerun.returncode == 0, f"{point}: {rerun.stderr[-3000:]}"
         assert found == reference, f"{point}: {found} != {reference}"
         assert report.ok, f"{point}: {report}"
+
+
+@pytest.mark.slow
+def test_concurrent_runs_on_one_lake(tmp_path, http_server):
+    """The same config twice at once: Snakemake's lock stops one with a clear message and the lake
+    ends as after one run. Two configs with different datasets sharing one lake: both land. A
+    reader queries throughout."""
+    import subprocess
+    import threading
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    http_server.add("/genes.tsv.gz", GENES)
+    http_server.add("/more.tsv.gz", GENES)
+    lake = Lake(tmp_path / "shared")
+
+    def start(workdir, names):
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workflow_config(
+            workdir, {"http": [{"name": n, "url": http_server.url(f"/{n}.tsv.gz")} for n in names]}
+        )
+        config["lake"] = {"catalog": lake.catalog, "data_path": lake.data_path}
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        command = [str(REPO / ".venv" / "bin" / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
+                   str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "1"]  # fmt: skip
+        return subprocess.Popen(
+            command, cwd=workdir, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
+
+    reads, stop = [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                reads.append(lake.query("SELECT count(*) FROM lake.omicslake.loads")[0][0])
+            except Exception as e:  # before the first registration there is no lake yet
+                reads.append(type(e).__name__)
+            stop.wait(0.2)
+
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    try:
+        same = [start(tmp_path / "a", ["genes"]), start(tmp_path / "a", ["genes"])]
+        other = start(tmp_path / "b", ["more"])
+        results = [(p.wait(300), p.stderr.read()) for p in [*same, other]]
+    finally:
+        stop.set()
+        watcher.join()
+    codes = sorted(code for code, _ in results[:2])
+    assert codes[0] == 0 and (codes[1] == 0 or any("lock" in err.lower() for _, err in results[:2])), results
+    assert results[2][0] == 0, results[2][1][-3000:]
+    assert lake.query("SELECT dataset, count(*) FROM lake.omicslake.loads GROUP BY ALL ORDER BY ALL") == [
+        ("http.genes", 1),
+        ("http.more", 1),
+    ]
+    assert lake.query("SELECT count(*), count(DISTINCT gene_id) FROM lake.http.genes") == [(5000, 5000)]
+    assert verify(lake.catalog, lake.data_path).ok
+    assert any(isinstance(r, int) for r in reads)  # the reader got answers while the runs went on
