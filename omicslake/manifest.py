@@ -109,7 +109,10 @@ def check_file(dataset: str, staged: StagedFile, actual_path: str) -> None:
     """The file on disk is the file the manifest describes (bytes, rows, schema)."""
     if not os.path.exists(actual_path):
         raise DatasetError(dataset, "staged file is missing", staged.path)
-    actual = describe_file(actual_path, staged.table, staged.load_id)
+    try:
+        actual = describe_file(actual_path, staged.table, staged.load_id)
+    except Exception as e:  # a footer damaged on disk
+        raise DatasetError(dataset, f"staged file is not readable Parquet: {e}", staged.path) from None
     for field in ("bytes", "rows", "schema"):
         if getattr(actual, field) != getattr(staged, field):
             raise DatasetError(

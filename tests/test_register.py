@@ -243,6 +243,24 @@ def test_manifest_that_lies_about_its_file_is_rejected(lake, genes):
     assert lake.query("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'http'") == [(0,)]
 
 
+@pytest.mark.parametrize("damage", ["footer", "missing"])
+def test_a_staged_file_damaged_or_missing_before_registration_is_one_clear_error(lake, genes, damage):
+    manifest = lake.ingest("genes", genes[1])
+    staged = Path(manifest.files[0].path)
+    if damage == "footer":
+        data = bytearray(staged.read_bytes())
+        data[-12:-8] = b"\xff\xff\xff\x7f"  # the footer length: points outside the file
+        staged.write_bytes(bytes(data))
+        cause = r"staged file is not readable Parquet"
+    else:
+        staged.unlink()
+        cause = r"staged file is missing"
+    with pytest.raises(DatasetError, match=rf"^http\.genes: {staged}: {cause}"):
+        lake.register("genes")
+    assert not (lake.folder("genes") / "receipt.json").exists()
+    assert lake.query("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'http'") == [(0,)]
+
+
 def test_provenance_is_queryable_in_the_lake(lake, genes):
     path, cfg = genes
     receipt = lake.load("genes", cfg)
