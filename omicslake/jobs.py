@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -24,7 +25,12 @@ def run(log_file: str | None, func: Callable, *args, **kwargs):
         )
         try:
             return func(*args, **kwargs)
-        except OmicslakeError as e:
+        except (OmicslakeError, OSError) as e:
+            if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            if isinstance(e, OSError):  # wherever it struck: one line, the job's inputs are kept for the rerun
+                where = e.filename or "writing"
+                e = OmicslakeError(f"{e.strerror} ({where}): free space on the staging or lake filesystem, then rerun")
             logging.getLogger("omicslake").error("%s", e)
             print(f"omicslake: {e}", file=sys.__stderr__)
             logging.shutdown()

@@ -131,3 +131,41 @@ def test_concurrent_runs_on_one_lake(tmp_path, http_server):
     assert lake.query("SELECT count(*), count(DISTINCT gene_id) FROM lake.http.genes") == [(5000, 5000)]
     assert verify(lake.catalog, lake.data_path).ok
     assert any(isinstance(r, int) for r in reads)  # the reader got answers while the runs went on
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root only: where it cannot be mounted, the README gives the manual procedure)."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a tmpfs here: see README, 'A full disk'")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)])
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_dataset_cleanly_and_the_next_run_recovers(tmp_path, http_server, small_disk):
+    import subprocess
+
+    rows = "".join(f"{i}\tGENE{i}\tchr{i % 22 + 1}\t{i * 0.37:.3f}\n" for i in range(60_000))
+    http_server.add("/big.tsv.gz", gzip.compress(("gene_id\tsymbol\tchrom\tscore\n" + rows).encode(), 1))
+    config = workflow_config(tmp_path, {"http": [{"name": "big", "url": http_server.url("/big.tsv.gz")}]})
+    config["staging"] = str(small_disk / "staging")
+    config["lake"] = {
+        "catalog": str(small_disk / "lake" / "omicslake.ducklake"),
+        "data_path": str(small_disk / "lake" / "data"),
+    }
+    full = run_snakemake(tmp_path, config)
+    assert full.returncode != 0
+    logs = "".join(p.read_text() for p in (tmp_path / "logs").rglob("*.log"))
+    assert "http.big" in logs and "No space left on device" in logs, full.stderr[-4000:]
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
+    again = run_snakemake(tmp_path, config)
+    assert again.returncode == 0, again.stderr[-3000:]
+    lake = Lake(tmp_path)
+    lake.catalog, lake.data_path = config["lake"]["catalog"], config["lake"]["data_path"] + "/"
+    assert lake.query("SELECT count(*), count(DISTINCT gene_id) FROM lake.http.big") == [(60_000, 60_000)]
+    assert verify(lake.catalog, lake.data_path).ok

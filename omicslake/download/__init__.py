@@ -13,6 +13,7 @@ are checked here, the same for every scheme. Credentials come from the environme
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import re
@@ -23,6 +24,7 @@ from omicslake.errors import DatasetError
 from omicslake.manifest import Upstream, utc_now
 
 CHUNK = 1 << 20
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk or a quota is full: the job cannot go on
 
 
 @dataclasses.dataclass
@@ -90,7 +92,14 @@ def fetch(
     else:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / file_name(remote.url)
-        current = module.download(dataset, remote, Part(path), settings, previous)
+        try:
+            current = module.download(dataset, remote, Part(path), settings, previous)
+        except OSError as e:
+            if e.errno not in FULL:
+                raise
+            raise DatasetError(
+                dataset, f"cannot write {path}: {e.strerror}: free space, then run again", public(remote.url)
+            ) from None
         if current is None:
             return Fetched(previous, None)
     try:
