@@ -107,8 +107,9 @@ def register(
             (workdir / "stamp.json").unlink(missing_ok=True)  # the next probe then says "new"
             raise DatasetError(
                 dataset,
-                f"the source is unchanged, but the lake lost load {current['load_id'] if current else '?'} "
-                "(table dropped?); the next run downloads it again",
+                "the source is unchanged, but the lake lost the load "
+                f"(it holds {current['load_id'] if current else 'none'}: a table dropped, or the catalog restored "
+                "from a backup?); the next run downloads it again",
             )
         else:
             receipt = load(con, manifest, data_path, current, workdir)

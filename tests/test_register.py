@@ -215,7 +215,7 @@ def test_a_dropped_table_is_loaded_again(lake, genes):
     with open_lake(lake.catalog, lake.data_path) as con:
         con.execute("DROP TABLE lake.http.genes")
     assert lake.ingest("genes", genes[1]).status == "unchanged"  # the receipt knows no better
-    with pytest.raises(DatasetError, match="lake lost load .* the next run downloads it again"):
+    with pytest.raises(DatasetError, match="lake lost the load .* the next run downloads it again"):
         lake.register("genes")
     assert lake.load("genes", genes[1]).status == "registered"
     assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]
@@ -402,3 +402,26 @@ def test_a_foreign_duckdb_session_is_waited_for_then_reported(lake, genes):
             assert con.execute("SELECT count(*) FROM lake.http.genes").fetchone() == (3,)
     finally:
         holder.kill()
+
+
+def test_a_receipt_of_a_load_the_catalog_lacks_is_one_clear_error_then_reloads(lake, genes):
+    """The catalog restored from an older backup: the receipt names a load (and snapshot) it never had."""
+    from omicslake.verify import verify
+
+    path, cfg = genes
+    lake.load("genes", cfg)
+    backup = Path(lake.catalog).read_bytes()
+    write_gz(path, GENES + "4\tNAT2\t2.0\n")
+    os.utime(path, (1, 1))
+    lost = lake.load("genes", cfg)
+    Path(lake.catalog).write_bytes(backup)  # the restore: load `lost` is gone, its file stays
+    with pytest.raises(
+        DatasetError,
+        match=r"^http\.genes: the source is unchanged, but the lake lost the load .* restored from a backup",
+    ):
+        lake.load("genes", cfg)
+    assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]  # unchanged: the restored state
+    again = lake.load("genes", cfg)  # the next run fetches afresh
+    assert again.status == "registered" and lake.query("SELECT count(*) FROM lake.http.genes") == [(4,)]
+    report = verify(lake.catalog, lake.data_path)
+    assert report.problems == [] and report.unknown == [str(Path(lake.data_path, f)) for f in lost.files]
