@@ -243,7 +243,7 @@ def test_manifest_that_lies_about_its_file_is_rejected(lake, genes):
     assert lake.query("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'http'") == [(0,)]
 
 
-@pytest.mark.parametrize("damage", ["footer", "missing"])
+@pytest.mark.parametrize("damage", ["footer", "missing", "rewritten"])
 def test_a_staged_file_damaged_or_missing_before_registration_is_one_clear_error(lake, genes, damage):
     manifest = lake.ingest("genes", genes[1])
     staged = Path(manifest.files[0].path)
@@ -252,6 +252,11 @@ def test_a_staged_file_damaged_or_missing_before_registration_is_one_clear_error
         data[-12:-8] = b"\xff\xff\xff\x7f"  # the footer length: points outside the file
         staged.write_bytes(bytes(data))
         cause = r"staged file is not readable Parquet"
+    elif damage == "rewritten":  # same size, rows and schema: only the bytes differ
+        data = staged.read_bytes()
+        staged.write_bytes(data)
+        os.utime(staged, ns=(staged.stat().st_atime_ns, staged.stat().st_mtime_ns + 1_000_000_000))
+        cause = r"file was rewritten after its manifest"
     else:
         staged.unlink()
         cause = r"staged file is missing"
