@@ -83,6 +83,18 @@ def setup_sql(catalog: str, data_path: str, s3: list[dict]) -> list[str]:
     return extensions + secrets + [attach_sql(catalog, data_path, read_only=True)]
 
 
+def file_size(con: duckdb.DuckDBPyConnection, file: str) -> int | None:
+    """A file's or an object's size (read_blob reads no content for it); None when it is not there."""
+    if "://" not in file:
+        return os.path.getsize(file) if os.path.isfile(file) else None
+    try:
+        return con.execute("SELECT size FROM read_blob(?)", [file]).fetchone()[0]
+    except duckdb.Error as e:
+        if "404" in str(e) or "not found" in str(e).lower() or "no files found" in str(e).lower():
+            return None
+        raise
+
+
 def quote(text: str) -> str:
     """`text` inside a single-quoted SQL string."""
     return text.replace("'", "''")

@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from omicslake import faults, staging
-from omicslake.catalog import ALIAS, META, normalise, open_lake
+from omicslake.catalog import ALIAS, META, file_size, normalise, open_lake
 from omicslake.errors import DatasetError, first_line
 from omicslake.manifest import Manifest, Receipt, StagedFile, check_file, utc_now
 from omicslake.sources.s3 import replaced
@@ -256,7 +256,7 @@ def settle(con, dataset: str, load_id: str, recorded: int) -> int | None:
         for (name,) in tables:
             schema, table = name.split(".", 1)
             if table_columns(con, schema, table) is not None:
-                no_compaction(con, TablePlan(schema, table, True, Path(), [], []))
+                no_compaction(con, schema, table)
         return actual
     except duckdb.Error as e:
         with_rollback(con)
@@ -294,7 +294,7 @@ def kept_files(con, manifest: Manifest, current: dict | None) -> list[dict]:
         if versions.get(url) != now.get(url):
             raise replaced(manifest.dataset, url)
     for row in files:  # an object registered in place that this load no longer lists: deleted?
-        if is_url(row["path"]) and row["upstream"] not in now and not exists(con, manifest.dataset, row["path"]):
+        if is_url(row["path"]) and row["upstream"] not in now and object_size(con, manifest, row["path"]) is None:
             raise replaced(manifest.dataset, row["path"])
     keep = set(manifest.kept) | again
     return [row for row in files if row["upstream"] is not None and row["upstream"] in keep]
@@ -382,15 +382,11 @@ def is_url(path: str) -> bool:
     return "://" in path
 
 
-def exists(con, dataset: str, url: str) -> bool:
-    """Is the object there? (its size only: read_blob reads no content for it)"""
+def object_size(con, manifest: Manifest, url: str) -> int | None:
     try:
-        con.execute("SELECT size FROM read_blob(?)", [url]).fetchall()
-        return True
+        return file_size(con, url)
     except duckdb.Error as e:
-        if "404" in str(e) or "no files found" in str(e).lower() or "not found" in str(e).lower():
-            return False
-        raise DatasetError(dataset, f"cannot tell whether the object exists: {first_line(e)}", url) from None
+        raise DatasetError(manifest.dataset, f"cannot tell whether the object exists: {first_line(e)}", url) from None
 
 
 def absolute(path: str, data_path: str) -> str:
@@ -596,7 +592,7 @@ def add_files(con, plan: TablePlan) -> None:
         for name, type_ in plan.add_columns:
             con.execute(f"ALTER TABLE {plan.qualified} ADD COLUMN {ident(name)} {type_}")
     if plan.exists and not plan.recreate:  # DuckLake refuses options on a table created in this transaction
-        no_compaction(con, plan)
+        no_compaction(con, plan.schema, plan.table)
     if plan.files:
         # hive_partitioning: DuckLake would otherwise read `key=value` anywhere in a path (a data
         # path like /data/run=3/) as a column value, overriding the file's own
@@ -606,14 +602,12 @@ def add_files(con, plan: TablePlan) -> None:
         )
 
 
-def no_compaction(con, plan: TablePlan) -> None:
+def no_compaction(con, schema: str, table: str) -> None:
     """DuckLake's compaction (CHECKPOINT, merge_adjacent_files) rewrites registered files and, once
     `expire_older_than`/`delete_older_than` are set, deletes the originals: ours and objects
     registered in place alike. Every table omicslake registers into opts out; so does the whole
     catalog (`PROVENANCE`), which covers a new table until its own option is set after COMMIT."""
-    con.execute(
-        f"CALL {ALIAS}.set_option('auto_compact', false, schema => ?, table_name => ?)", [plan.schema, plan.table]
-    )
+    con.execute(f"CALL {ALIAS}.set_option('auto_compact', false, schema => ?, table_name => ?)", [schema, table])
 
 
 def files_argument(paths: list[Path | str]) -> str | list[str]:

@@ -10,12 +10,11 @@ counted). Read-only: nothing is repaired or deleted.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import duckdb
 
-from omicslake.catalog import META, normalise, open_lake
+from omicslake.catalog import META, file_size, normalise, open_lake
 
 FILES = f"""
 WITH tables AS (
@@ -79,18 +78,6 @@ def verify(catalog: str, data_path: str, s3: list[dict] | None = None) -> Report
         known = {file for file, _, _ in files}
         report.unknown = [f for f in data_files(con, data_path) if f not in known]
     return report
-
-
-def file_size(con: duckdb.DuckDBPyConnection, file: str) -> int | None:
-    """The file's size; None when it is not there."""
-    if "://" not in file:
-        return os.path.getsize(file) if os.path.isfile(file) else None
-    try:
-        return con.execute("SELECT size FROM read_blob(?)", [file]).fetchone()[0]
-    except duckdb.Error as e:
-        if "404" in str(e) or "not found" in str(e).lower() or "no files found" in str(e).lower():
-            return None
-        raise
 
 
 def data_files(con: duckdb.DuckDBPyConnection, data_path: str) -> list[str]:
