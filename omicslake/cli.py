@@ -1,7 +1,10 @@
-"""`omicslake` command: query the lake a workflow config points at.
+"""`omicslake` command: look at and query the lake a workflow config points at.
 
-omicslake query [--config FILE] "SELECT ..."   run SQL against the lake (attached as `lake`)
-omicslake attach [--config FILE]               print the SQL that attaches the lake in another DuckDB client
+Every command reads the workflow config: --configfile FILE (or --config FILE), default config/config.yaml.
+
+omicslake status [--json]                      tables, latest snapshots, failed datasets, staging leftovers
+omicslake query "SELECT ..."                   run SQL against the lake (attached as `lake`)
+omicslake attach                               print the SQL that attaches the lake in another DuckDB client
 omicslake publish DEST [--data-url URL]        a frozen read-only copy of the lake, for plain DuckDB
 omicslake verify [--json]                      check every registered file against the catalog
 omicslake ingest / register                    run one job by hand (what the workflow rules run)
@@ -38,8 +41,13 @@ def load_config(config_file: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="omicslake", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="config/config.yaml", help="workflow config (default: %(default)s)")
+    parser.add_argument(
+        "--configfile", "--config", dest="configfile", default="config/config.yaml",
+        help="the workflow config, as given to snakemake (default: %(default)s)",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
+    shown = commands.add_parser("status", help="tables, latest snapshots, failed datasets and staging leftovers")
+    shown.add_argument("--json", action="store_true", help="the status as JSON")
     query = commands.add_parser("query", help="run SQL against the lake (read-only)")
     query.add_argument("sql")
     query.add_argument("--max-rows", type=int, default=40)
@@ -53,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         commands.add_parser(command, help=text).add_argument("dataset", help="<source>.<name>, as in the config")
     args = parser.parse_args(argv)
 
-    config = load_config(args.config)
+    config = load_config(args.configfile)
     catalog, data_path = config["lake"]["catalog"], config["lake"]["data_path"]
-    if args.command == "attach":
+    if args.command == "status":
+        from omicslake.status import collect, render
+
+        status = collect(config)
+        print(json.dumps(dataclasses.asdict(status), indent=2) if args.json else render(status))
+    elif args.command == "attach":
         print("\n".join(f"{statement};" for statement in setup_sql(catalog, data_path, cfg.s3_locations(config))))
     elif args.command == "verify":
         from omicslake.verify import render, verify
@@ -77,14 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(config["staging"], source, name)
         if args.command == "ingest":
             dataset = cfg.dataset_config(config, source, name)
-            jobs.run(
-                None, ingest, source, name, dataset, folder / "manifest.json", config["download"], None, config["lake"]
-            )
+            args = (dataset, folder / "manifest.json", config["download"], None, config["lake"])
+            jobs.run(None, ingest, source, name, *args, outcome=(folder, f"ingest_{source}"))
         else:
             receipt = folder / "receipt.json"
-            jobs.run(
-                None, register_load, folder / "manifest.json", catalog, data_path, receipt, cfg.s3_locations(config)
-            )
+            args = (folder / "manifest.json", catalog, data_path, receipt, cfg.s3_locations(config))
+            jobs.run(None, register_load, *args, outcome=(folder, "register"))
     return 0
 
 

@@ -45,7 +45,7 @@ def configured_sources():
     return sorted({source for source, _ in omicslake_config.datasets(config)})
 
 
-def all_targets(wildcards):
+def dataset_targets(wildcards):
     """This run's probe report of every source, and the receipts of the sources probed so far:
     Snakemake asks again as each probe finishes, so a source starts loading as soon as its own
     probe is done, and a failed probe holds back only its own source. Before the probes, the DAG

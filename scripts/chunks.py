@@ -16,4 +16,5 @@ jobs.run(
     snakemake.params.dataset,
     snakemake.output.chunks,
     snakemake.config["download"],
+    outcome=jobs.outcome_of(snakemake),
 )

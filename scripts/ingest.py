@@ -20,4 +20,5 @@ jobs.run(
     snakemake.config["download"],  # not a param: a new timeout is no reason to reload
     [chunks] if isinstance(chunks, str) else chunks,  # one file is a str
     snakemake.config["lake"],  # where a data path on S3 has the files written
+    outcome=jobs.outcome_of(snakemake),
 )

@@ -19,4 +19,5 @@ jobs.run(
     snakemake.output.manifest,
     snakemake.config["download"],
     snakemake.config["lake"],
+    outcome=jobs.outcome_of(snakemake),
 )

@@ -16,4 +16,5 @@ jobs.run(
     snakemake.params.data_path,
     snakemake.output.receipt,
     snakemake.params.s3,
+    outcome=jobs.outcome_of(snakemake),
 )

@@ -93,7 +93,14 @@ def test_a_dry_run_plans_only_the_probes(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     stats = dict(re.findall(r"^(\w+) +(\d+)$", result.stdout, re.M))  # the "Job stats" table
-    assert stats == {"probe_cellxgene": "1", "probe_geo": "1", "probe_http": "1", "all": "1", "total": "4"}
+    assert stats == {
+        "probe_cellxgene": "1",
+        "probe_geo": "1",
+        "probe_http": "1",
+        "report": "1",
+        "all": "1",
+        "total": "5",
+    }
     assert not (tmp_path / "staging").exists()  # a dry run asks no server anything
 
 

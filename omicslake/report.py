@@ -1,0 +1,155 @@
+"""The run report's pages (`snakemake --report`): an ingest summary table and two plots.
+
+Per dataset: what this run did to it (new / replaced / unchanged / failed, from this run's probe
+reports and job outcomes), rows, files, bytes, job time, upstream version and date, snapshot.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from omicslake.status import Dataset, Status, collect, size
+
+CHANGES = {"new": "new", "changed": "replaced", "unchanged": "unchanged", "failed": "failed"}
+COLOURS = {"new": "#1b9e77", "replaced": "#7570b3", "unchanged": "#888888", "failed": "#d95f02"}
+
+
+def changes(status: Status, probe_reports: list[str]) -> dict[str, str]:
+    """{dataset: new | replaced | unchanged | failed} for this run: what its probe saw, unless
+    its newest job failed; a changed dataset whose only load is this one is new."""
+    loads = {d.dataset: d.loads for d in status.datasets}
+    found = {}
+    for path in probe_reports:
+        with open(path) as f:
+            report = json.load(f)
+        for name, outcome in report["datasets"].items():
+            dataset = f"{report['source']}.{name}"
+            found[dataset] = CHANGES[outcome.split(":")[0]]
+            if found[dataset] == "replaced" and loads.get(dataset, 0) <= 1:
+                found[dataset] = "new"
+    for dataset in status.failed:
+        found[dataset.dataset] = "failed"
+    return found
+
+
+def write(config: dict, probe_reports: list[str], summary: str, datasets_plot: str, growth_plot: str) -> Status:
+    """Write the summary page and the two plots of the lake as it is after this run."""
+    status = collect(config, snapshots=1_000_000)
+    change = changes(status, probe_reports)
+    Path(summary).parent.mkdir(parents=True, exist_ok=True)
+    Path(summary).write_text(summary_page(status, change))
+    plot_datasets(status.datasets, change, datasets_plot)
+    plot_growth(status, growth_plot)
+    return status
+
+
+def summary_page(status: Status, change: dict[str, str]) -> str:
+    counts = {kind: sum(c == kind for c in change.values()) for kind in COLOURS}
+    headline = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "no dataset probed"
+    latest = status.snapshots[0] if status.snapshots else None
+    lake = f"snapshot {latest.snapshot_id}: {latest.rows:,} rows, {size(latest.bytes)}" if latest else "empty"
+    header = ["source", "dataset", "this run", "rows", "files", "size", "job time", "upstream version"]
+    header += ["upstream date", "snapshot", "cause"]
+    rows = "\n".join(dataset_row(d, change.get(d.dataset, "not probed")) for d in status.datasets)
+    failure = f'<p class="error">{html.escape(status.lake_error)}</p>' if status.lake_error else ""
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Omicslake ingest summary</title>
+<style>
+body {{ font-family: sans-serif; font-size: 14px; margin: 1em; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; }}
+td.n {{ text-align: right; white-space: nowrap; }}
+.change {{ color: white; border-radius: 3px; padding: 1px 6px; }}
+.error {{ color: #d95f02; }}
+</style></head>
+<body>
+<h2>Ingest summary</h2>
+<p id="headline">This run: {headline}. Lake after it: {lake}.</p>{failure}
+<table id="datasets">
+<thead><tr>{"".join(f"<th>{h}</th>" for h in header)}</tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+</body></html>
+"""
+
+
+def dataset_row(d: Dataset, change: str) -> str:
+    source, name = d.dataset.split(".", 1)
+    badge = f'<span class="change" style="background:{COLOURS.get(change, "#bbbbbb")}">{change}</span>'
+    cells = [
+        html.escape(source),
+        html.escape(name),
+        badge,
+        f"{d.rows:,}" if d.rows is not None else "",
+        d.files if d.files is not None else "",
+        size(d.bytes),
+        f"{d.seconds:.1f} s" if d.seconds else "",
+        html.escape(d.upstream_version or ""),
+        html.escape((d.upstream_date or "")[:19].replace("T", " ")),
+        d.snapshot_id if d.snapshot_id is not None else "",
+        html.escape(d.cause or ""),
+    ]
+    numeric = {3, 4, 5, 6, 8, 9}
+    return "<tr>" + "".join(f"<td{' class=n' if i in numeric else ''}>{c}</td>" for i, c in enumerate(cells)) + "</tr>"
+
+
+def scaled(values: list[int]) -> tuple[list[float], str]:
+    """Byte counts in the unit that suits the largest."""
+    unit = size(max(values, default=0)).split()[-1] if values else "B"
+    factor = 1000 ** ["B", "kB", "MB", "GB", "TB"].index(unit)
+    return [v / factor for v in values], unit
+
+
+def plot_datasets(datasets: list[Dataset], change: dict[str, str], path: str) -> None:
+    """Rows and bytes per dataset, coloured by what this run did to it."""
+    plt = pyplot()
+    shown = [d for d in datasets if d.rows is not None or d.state == "failed"] or datasets
+    labels = [d.dataset for d in shown]
+    colours = [COLOURS.get(change.get(d.dataset, ""), "#bbbbbb") for d in shown]
+    figure, (rows, sizes) = plt.subplots(1, 2, figsize=(11, 1.2 + 0.35 * max(len(shown), 1)), sharey=True)
+    rows.barh(labels, [d.rows or 0 for d in shown], color=colours)
+    rows.set_xlabel("rows")
+    values, unit = scaled([d.bytes or 0 for d in shown])
+    sizes.barh(labels, values, color=colours)
+    sizes.set_xlabel(f"{unit} (Parquet)")
+    rows.invert_yaxis()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLOURS.values()]
+    figure.legend(handles, COLOURS, loc="upper center", ncol=len(COLOURS), frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_growth(status: Status, path: str) -> None:
+    """The lake's rows and bytes after each snapshot that registered a load, over time."""
+    from datetime import datetime
+
+    plt = pyplot()
+    history = status.snapshots[::-1]
+    times = [datetime.fromisoformat(s.time) for s in history]
+    figure, (rows, sizes) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    rows.step(times, [s.rows for s in history], where="post", marker="o")
+    rows.set_ylabel("rows")
+    values, unit = scaled([s.bytes for s in history])
+    sizes.step(times, values, where="post", marker="o", color="#7570b3")
+    sizes.set_ylabel(f"{unit} (Parquet)")
+    rows.set_ylim(bottom=0)
+    sizes.set_ylim(bottom=0)
+    sizes.set_xlabel("snapshot time")
+    rows.set_title(f"lake growth: {len(history)} snapshots with loads")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a cluster node
+    import matplotlib.pyplot as plt
+
+    return plt

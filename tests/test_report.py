@@ -1,0 +1,142 @@
+"""Operator visibility: `omicslake status` and the run report, read in a real headless Chromium."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_snakemake, workflow_config
+
+ARTIFACTS = REPO / "tests" / "artifacts"  # kept after the run (git-ignored): the report's screenshot
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
+# Headless on a closed network: no background connections, no sandbox (root in CI).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def omicslake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [str(Path(sys.executable).parent / "omicslake"), "--configfile", str(workdir / "config.yaml"), *args]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """Two tables from the demo's samples and a third whose CSV is malformed (a ragged row)."""
+    shutil.copy(REPO / "demo" / "data" / "samples.csv", tmp_path / "samples.csv")
+    shutil.copy(REPO / "demo" / "data" / "expression.jsonl", tmp_path / "expression.jsonl")
+    (tmp_path / "broken.csv").write_text("gene,value\nTP53,1.5\nBRCA1,2.0,extra\n")
+    return tmp_path
+
+
+def sources(workdir: Path) -> dict:
+    names = {"samples": "samples.csv", "expression": "expression.jsonl", "broken": "broken.csv"}
+    return {"http": [{"name": name, "url": f"file://{workdir}/{file}"} for name, file in names.items()]}
+
+
+def test_a_failed_dataset_shows_in_status_and_in_the_report_read_in_a_browser_until_a_later_run_succeeds(workdir):
+    from playwright.sync_api import sync_playwright
+
+    config = workflow_config(workdir, sources(workdir))
+    first = run_snakemake(workdir, config, "--keep-going")
+    assert first.returncode == 1
+    cause_lines = [line for line in first.stderr.splitlines() if line.startswith("omicslake: http.broken")]
+    assert cause_lines and "broken.csv" in cause_lines[0]
+
+    status = omicslake(workdir, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    state = json.loads(status.stdout)
+    datasets = {d["dataset"]: d for d in state["datasets"]}
+    assert datasets["http.broken"]["state"] == "failed"
+    assert datasets["http.broken"]["failed_step"] == "ingest_http"
+    assert "broken.csv" in datasets["http.broken"]["cause"]
+    assert Path(workdir, datasets["http.broken"]["log"]).exists()
+    # --keep-going: the others registered in the same run
+    assert (datasets["http.samples"]["state"], datasets["http.samples"]["rows"]) == ("registered", 6)
+    assert (datasets["http.expression"]["state"], datasets["http.expression"]["rows"]) == ("registered", 30)
+    assert {t["table"]: t["rows"] for t in state["tables"]} == {"http.expression": 30, "http.samples": 6}
+    assert {s["snapshot_id"] for s in state["snapshots"]} == {
+        datasets["http.samples"]["snapshot_id"],
+        datasets["http.expression"]["snapshot_id"],
+    }
+    assert state["snapshots"][0]["rows"] == 36  # the lake after its newest snapshot
+
+    text = omicslake(workdir, "status").stdout  # the same for a terminal
+    assert "http.broken: ingest_http at" in text and "broken.csv" in text
+    alias = [str(Path(sys.executable).parent / "omicslake"), "--config", str(workdir / "config.yaml"), "status"]
+    assert subprocess.run(alias, cwd=workdir, capture_output=True, text=True).stdout == text  # --config: an alias
+
+    report = run_snakemake(workdir, config, "--report", "report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto((workdir / "report.html").as_uri())
+        page.get_by_text("Results", exact=True).click()
+        page.get_by_text("Ingest summary").first.wait_for()
+
+        def show(label: str):
+            page.locator("tr", has_text=label).locator("a[iconname=eye]").click()
+
+        show("datasets this run")
+        summary = page.frame_locator("iframe").first
+        table = summary.locator("table#datasets")
+        table.wait_for(state="visible")
+        rows = {
+            cells[1]: cells
+            for cells in (row.locator("td").all_inner_texts() for row in table.locator("tbody tr").all())
+        }
+        assert set(rows) == {"broken", "expression", "samples"}
+        assert rows["broken"][2] == "failed" and "broken.csv" in rows["broken"][10]
+        assert (rows["samples"][2], rows["samples"][3]) == ("new", "6")
+        assert (rows["expression"][2], rows["expression"][3]) == ("new", "30")
+        assert summary.locator("text=failed").first.is_visible()
+        assert "2 new, 1 failed" in summary.locator("#headline").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "report-summary.png"))
+
+        for label in ("rows and bytes per dataset", "lake growth"):
+            show(label)
+            image = page.locator("img[src^='data:image/png']").last
+            image.wait_for(state="visible")
+            width = image.evaluate("img => img.complete ? img.naturalWidth : 0")
+            box = image.bounding_box()
+            assert width > 400 and box and box["width"] > 300 and box["height"] > 100, (label, width, box)
+        page.screenshot(path=str(ARTIFACTS / "report.png"))
+        browser.close()
+    print(f"screenshots: {ARTIFACTS}/report-summary.png, report.png")
+
+    (workdir / "broken.csv").write_text("gene,value\nTP53,1.5\nBRCA1,2.0\n")
+    fixed = run_snakemake(workdir, config)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    state = json.loads(omicslake(workdir, "status", "--json").stdout)
+    assert [d["dataset"] for d in state["datasets"] if d["state"] == "failed"] == []
+    assert {d["dataset"]: d["rows"] for d in state["datasets"]}["http.broken"] == 2
+    summary = (workdir / "results" / "report" / "summary.html").read_text()
+    assert "1 new, 2 unchanged" in summary and "failed" not in summary.split("<tbody>")[1]
+
+
+def test_status_names_staging_leftovers_and_a_missing_lake(workdir):
+    config = workflow_config(workdir, sources(workdir))
+    (workdir / "config.yaml").write_text(json.dumps(config))
+    status = omicslake(workdir, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    state = json.loads(status.stdout)
+    assert "no lake catalog" in state["lake_error"]
+    assert {d["state"] for d in state["datasets"]} == {"not loaded"}
+
+    part = workdir / "staging" / "http" / "samples" / "download" / "big.csv.gz.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 1234)
+    left = json.loads(omicslake(workdir, "status", "--json").stdout)["leftovers"]
+    assert left == [{"dataset": "http.samples", "kind": "interrupted download", "files": 1, "bytes": 1234}]
