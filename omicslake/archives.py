@@ -2,7 +2,8 @@
 is written. A member whose path is absolute or leaves the folder (zip-slip), a link, a device
 file, an encrypted member, two members landing on one path, or more bytes than the disk has free
 stop the dataset with one line naming the archive and the member. A corrupt or truncated archive
-does too, and leaves no half-unpacked folder behind.
+does too, and leaves no half-unpacked folder behind. Unpacking shows its progress in bytes
+(`omicslake.progress`).
 
 Python's zipfile silently rewrites `../` and absolute names, and tarfile's `data` filter raises
 its own errors midway; both would hide a hostile or broken archive instead of refusing it.
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from omicslake.errors import DatasetError, first_line
+from omicslake.progress import Progress
 
 UNREADABLE = (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, RuntimeError, zlib.error, NotImplementedError)
 
@@ -40,10 +42,12 @@ def unpack(dataset: str, archive: Path, folder: Path) -> list[Path]:
     try:
         with entries(dataset, archive) as members:
             files = checked(dataset, archive, folder, [member for member, _ in members])
-            for member, open_member in members:
-                if target := files.get(member.name):
-                    name = member.name
-                    copy(open_member(), target)
+            total = sum(member.size for member, _ in members if member.name in files)
+            with Progress(f"{dataset}: {archive.name} (unpacking)", total) as progress:
+                for member, open_member in members:
+                    if target := files.get(member.name):
+                        name = member.name
+                        copy(open_member(), target, progress)
     except UNREADABLE as e:
         shutil.rmtree(folder, ignore_errors=True)
         where = f"member {name!r} cannot be read" if name else "the archive cannot be read"
@@ -70,9 +74,9 @@ def entries(dataset: str, archive: Path):
         raise DatasetError(dataset, cause, archive.name)
 
 
-def copy(source, target: Path) -> None:
+def copy(source, target: Path, progress: Progress) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    with source as src, open(target, "wb") as out:
+    with source as src, progress.wrap(open(target, "wb")) as out:
         shutil.copyfileobj(src, out, 1 << 20)
 
 

@@ -31,6 +31,7 @@ class Resource:
     stall: list[float] = dataclasses.field(default_factory=list)  # seconds to wait before answering, per request
     login: str | None = None  # "user:password" required as HTTP Basic auth
     unasked_from: int | None = None  # a broken server: always answer 206 from this offset
+    rate: int | None = None  # bytes per second: a slow server sends the body in paced slices
 
     @property
     def etag(self) -> str:
@@ -139,10 +140,18 @@ class HTTPServer:
         if status == 200 and res.drop_after is not None:
             cut, res.drop_after = res.drop_after, None
             return send(handler, 200, body, headers, head, cut=cut)
-        return send(handler, status, body, headers, head)
+        return send(handler, status, body, headers, head, rate=res.rate)
 
 
-def send(handler, status: int, body: bytes, headers: dict | None = None, head: bool = False, cut: int | None = None):
+def send(
+    handler,
+    status: int,
+    body: bytes,
+    headers: dict | None = None,
+    head: bool = False,
+    cut: int | None = None,
+    rate: int | None = None,
+):
     handler.entry["status"] = status
     handler.send_response(status)
     for key, value in (headers or {}).items():
@@ -151,7 +160,12 @@ def send(handler, status: int, body: bytes, headers: dict | None = None, head: b
     if cut is not None:
         handler.send_header("Connection", "close")
     handler.end_headers()
-    if not head and status != 304:
+    if not head and status != 304 and rate:
+        step = max(1, rate // 20)  # 20 slices a second
+        for start in range(0, len(body), step):
+            handler.wfile.write(body[start : start + step])
+            time.sleep(step / rate)
+    elif not head and status != 304:
         handler.wfile.write(body if cut is None else body[:cut])
         if cut is not None:
             handler.wfile.flush()

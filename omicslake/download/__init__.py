@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlparse, urlunparse
 
 from omicslake.errors import DatasetError
 from omicslake.manifest import Upstream, utc_now
+from omicslake.progress import Progress, Writer
 
 CHUNK = 1 << 20
 FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk or a quota is full: the job cannot go on
@@ -93,7 +94,8 @@ def fetch(
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / file_name(remote.url)
         try:
-            current = module.download(dataset, remote, Part(path), settings, previous)
+            part = Part(path, f"{dataset}: {shown_name(remote.url)}")
+            current = module.download(dataset, remote, part, settings, previous)
         except OSError as e:
             if e.errno not in FULL:
                 raise
@@ -153,10 +155,12 @@ def verify(dataset: str, url: str, path: Path, expected: str | None) -> str:
 
 class Part:
     """A download in progress: `<target>.part`, and beside it (`.part.json`) the identity of the
-    version whose bytes it holds, so that a later attempt resumes only that same version."""
+    version whose bytes it holds, so that a later attempt resumes only that same version. Its
+    writer reports progress (`omicslake.progress`) as `label`."""
 
-    def __init__(self, target: Path):
+    def __init__(self, target: Path, label: str | None = None):
         self.target = target
+        self.label = label or target.name
         self.path = target.with_name(target.name + ".part")
         self.meta = target.with_name(target.name + ".part.json")
 
@@ -170,10 +174,13 @@ class Part:
     def size(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
 
-    def open(self, identity: dict, resume: bool):
-        """The part file for writing: appended to when resuming `identity`, else started afresh."""
+    def open(self, identity: dict, resume: bool, total: int | None = None) -> Writer:
+        """The part file for writing: appended to when resuming `identity`, else started afresh;
+        its writes show as progress towards `total` bytes (the whole file's size, if known)."""
         self.meta.write_text(json.dumps(identity))
-        return open(self.path, "ab" if resume else "wb")  # noqa: SIM115 (the caller closes it)
+        done = self.size() if resume else 0
+        out = open(self.path, "ab" if resume else "wb")  # noqa: SIM115 (the caller closes it)
+        return Progress(self.label, total, done).wrap(out, close=True)
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -189,6 +196,15 @@ class Part:
 
 def file_name(url: str) -> str:
     return Path(unquote(urlparse(url).path)).name or "download"
+
+
+def shown_name(url: str) -> str:
+    """The file's name in progress lines: the URL's last part, or the one before a bare `/content`
+    (Zenodo's `…/files/<key>/content`)."""
+    parts = [p for p in unquote(urlparse(url).path).split("/") if p]
+    if len(parts) > 1 and parts[-1] == "content":
+        return parts[-2]
+    return parts[-1] if parts else "download"
 
 
 def public(url: str) -> str:

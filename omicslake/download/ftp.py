@@ -121,6 +121,14 @@ def entries(ftp: ftplib.FTP, path: str) -> list[tuple[str, int | None, str | Non
     return files
 
 
+def size(ftp: ftplib.FTP, path: str) -> int | None:
+    """SIZE of a file (binary mode), None where the server does not say."""
+    try:
+        return ftp.size(path)
+    except ftplib.error_perm:
+        return None
+
+
 def probe(dataset: str, url: str, settings: DownloadSettings, previous: Upstream | None) -> Upstream:
     folder, _, name = url.rpartition("/")
     found = [f for f in listing(dataset, folder + "/", settings) if f.url.endswith("/" + name)]
@@ -143,8 +151,9 @@ def download(
             return  # whole already (killed before the rename)
         if remote.size is not None and have > remote.size:
             have = 0
-        with part.open(identity, resume=have > 0) as out:
-            ftp.voidcmd("TYPE I")
+        ftp.voidcmd("TYPE I")
+        total = remote.size if remote.size is not None else size(ftp, path)  # for the progress shown
+        with part.open(identity, resume=have > 0, total=total) as out:
             ftp.retrbinary(f"RETR {path}", out.write, blocksize=CHUNK, rest=have or None)
         if remote.size is not None and part.size() != remote.size:
             raise IncompleteTransfer(f"got {part.size()} of {remote.size} bytes")

@@ -136,7 +136,7 @@ def download(
             current = described(public(url), response)
             resume = {"url": public(url), "etag": current.etag, "last_modified": current.last_modified}
             try:
-                with part.open(resume, ranged) as out:  # a 200 to a Range request: the server ignored it
+                with part.open(resume, ranged, current.size) as out:  # a 200 to a Range request: the server ignored it
                     for block in response.iter_content(CHUNK):
                         out.write(block)
                         faults.point("download")

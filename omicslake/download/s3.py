@@ -99,7 +99,7 @@ def download(
     try:
         with filesystem(settings).open(remote.url, "rb", block_size=CHUNK * 8) as src:
             src.seek(have)
-            with part.open(identity, resume=have > 0) as out:
+            with part.open(identity, resume=have > 0, total=remote.size) as out:
                 while block := src.read(CHUNK * 8):
                     out.write(block)
     except Exception as e:
