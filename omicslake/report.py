@@ -10,7 +10,8 @@ import html
 import json
 from pathlib import Path
 
-from omicslake.status import Dataset, Status, collect, size
+from omicslake.progress import size
+from omicslake.status import Dataset, Status, collect
 
 CHANGES = {"new": "new", "changed": "replaced", "unchanged": "unchanged", "failed": "failed"}
 COLOURS = {"new": "#1b9e77", "replaced": "#7570b3", "unchanged": "#888888", "failed": "#d95f02"}
@@ -85,7 +86,7 @@ def dataset_row(d: Dataset, change: str) -> str:
         badge,
         f"{d.rows:,}" if d.rows is not None else "",
         d.files if d.files is not None else "",
-        size(d.bytes),
+        size(d.bytes) if d.bytes is not None else "",
         f"{d.seconds:.1f} s" if d.seconds else "",
         html.escape(d.upstream_version or ""),
         html.escape((d.upstream_date or "")[:19].replace("T", " ")),

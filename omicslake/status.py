@@ -17,6 +17,7 @@ from omicslake import config as cfg
 from omicslake.catalog import ALIAS, META, open_lake
 from omicslake.errors import OmicslakeError
 from omicslake.jobs import OUTCOMES, Outcome
+from omicslake.progress import size
 from omicslake.register import table_columns
 
 BOOKKEEPING = {"stamp.json", "manifest.json", "receipt.json", "chunks.json"}
@@ -143,8 +144,8 @@ def lake_history(con) -> list[Snapshot]:
     ).fetchall()
     current: dict[str, tuple[int, int]] = {}  # a dataset's newest load replaces its previous one
     history: list[Snapshot] = []
-    for snapshot_id, time, dataset, rows, size in events:
-        current[dataset] = (rows or 0, size or 0)
+    for snapshot_id, time, dataset, rows, data_bytes in events:
+        current[dataset] = (rows or 0, data_bytes or 0)
         totals = sum(r for r, _ in current.values()), sum(b for _, b in current.values())
         if history and history[-1].snapshot_id == snapshot_id:
             history[-1].loads.append(f"{dataset} ({rows} rows)")
@@ -204,16 +205,6 @@ def iso(date: str) -> str:
     return date
 
 
-def size(n: int | None) -> str:
-    if n is None:
-        return ""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return ""
-
-
 def render(status: Status) -> str:
     """The status as plain text tables, for a terminal or a log."""
     out = [f"lake {status.catalog}"]
@@ -231,7 +222,15 @@ def render(status: Status) -> str:
         "datasets",
         ["dataset", "state", "rows", "size", "snapshot", "upstream version", "upstream date"],
         [
-            [d.dataset, d.state, d.rows, size(d.bytes), d.snapshot_id, d.upstream_version, (d.upstream_date or "")[:10]]
+            [
+                d.dataset,
+                d.state,
+                d.rows,
+                d.bytes and size(d.bytes),
+                d.snapshot_id,
+                d.upstream_version,
+                (d.upstream_date or "")[:10],
+            ]
             for d in status.datasets
         ],
     )
