@@ -1,6 +1,7 @@
 """Operator visibility: `omicslake status` and the run report, read in a real headless Chromium."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -140,3 +141,31 @@ def test_status_names_staging_leftovers_and_a_missing_lake(workdir):
     part.write_bytes(b"x" * 1234)
     left = json.loads(omicslake(workdir, "status", "--json").stdout)["leftovers"]
     assert left == [{"dataset": "http.samples", "kind": "interrupted download", "files": 1, "bytes": 1234}]
+
+
+def readme_sql(heading: str) -> list[str]:
+    """The ```sql blocks of a README section."""
+    text = (REPO / "README.md").read_text()
+    section = text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return re.findall(r"```sql\n(.*?)```", section, re.S)
+
+
+def test_the_readme_provenance_queries_answer_on_a_real_lake(lake, tmp_path):
+    samples = tmp_path / "samples.csv"
+    shutil.copy(REPO / "demo" / "data" / "samples.csv", samples)
+    lake.load("samples", {"url": samples.as_uri()})
+    with samples.open("a") as f:
+        f.write("S07,kidney,tumor,58,30.1\n")
+    lake.load("samples", {"url": samples.as_uri()})  # a new version replaces the first load
+
+    where_from, changed, version = readme_sql("### Provenance in SQL")
+    (row,) = lake.query(where_from)
+    sample, dataset, snapshot, _, url, checksum, _ = row
+    assert (sample, dataset, url) == ("S01", "http.samples", samples.as_uri())
+    assert checksum.startswith("sha256:") and snapshot == lake.snapshots() - 1  # the newest snapshot
+    assert [(d, before, now, change) for d, _, _, before, now, change in lake.query(changed)] == [
+        ("http.samples", None, 6, "new"),
+        ("http.samples", 6, 7, "replaced"),
+    ]
+    ((table, dataset, snapshot, url, *_),) = lake.query(version)
+    assert (table, dataset, snapshot, url) == ("http.samples", "http.samples", lake.snapshots() - 1, samples.as_uri())
