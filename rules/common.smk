@@ -158,3 +158,36 @@ def ingest_resources(source):
 
 def source_env(source):
     return f"../{SOURCES[source].conda}"
+
+
+# --- the run report (rules/report.smk) ---
+
+
+def report_page(name):
+    return str(Path(config["report"], name))
+
+
+def probe_reports(wildcards):
+    """This run's probe report of every source."""
+    return [
+        staging_path(f"{source}/probe/{RUN}.json") for source in configured_sources()
+    ]
+
+
+def write_report():
+    """The report pages of a failed run: what loaded, what failed and why."""
+    from omicslake import report as run_report
+
+    try:
+        run_report.write(
+            config,
+            [path for path in probe_reports(None) if os.path.exists(path)],
+            *(
+                report_page(name)
+                for name in ("summary.html", "datasets.png", "growth.png")
+            ),
+        )
+    except (
+        Exception
+    ) as e:  # the run has failed already: say why the report did not follow
+        print(f"omicslake: the run report was not written: {e}", file=sys.stderr)
