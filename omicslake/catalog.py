@@ -226,3 +226,13 @@ def lock_file(stack: contextlib.ExitStack, path: str, shared: bool) -> None:
     except OSError as e:
         if e.errno not in (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK):
             raise
+
+
+def table_columns(con, schema: str, table: str) -> dict[str, str] | None:
+    """{column: type} of a lake table, None when it does not exist."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "
+        "AND table_name = ? ORDER BY column_index",
+        [ALIAS, schema, table],
+    ).fetchall()
+    return dict(rows) if rows else None

@@ -23,8 +23,6 @@ import yaml
 from omicslake import config as cfg
 from omicslake import jobs
 from omicslake.catalog import open_lake, setup_sql
-from omicslake.ingest import ingest
-from omicslake.register import register as register_load
 
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
@@ -89,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         source, _, name = args.dataset.partition(".")
         folder = Path(config["staging"], source, name)
         if args.command == "ingest":
+            from omicslake.ingest import ingest  # dlt and pyarrow: only the commands that need them
+
             dataset = cfg.dataset_config(config, source, name)
             args = (dataset, folder / "manifest.json", config["download"], None, config["lake"])
             jobs.run(None, ingest, source, name, *args, outcome=(folder, f"ingest_{source}"))
         else:
+            from omicslake.register import register as register_load
+
             receipt = folder / "receipt.json"
             args = (folder / "manifest.json", catalog, data_path, receipt, cfg.s3_locations(config))
             jobs.run(None, register_load, *args, outcome=(folder, "register"))

@@ -15,11 +15,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from omicslake.catalog import ALIAS, NoLake, open_lake
+from omicslake.catalog import ALIAS, NoLake, open_lake, table_columns
 from omicslake.download import DownloadSettings
 from omicslake.errors import OmicslakeError, first_line
 from omicslake.manifest import Receipt, Upstream, utc_now, write_json
-from omicslake.register import table_columns
 from omicslake.sources import SOURCES, SourceSpec
 from omicslake.sources.base import Dataset, unchanged
 

@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from omicslake import faults, staging
-from omicslake.catalog import ALIAS, META, file_size, normalise, open_lake
+from omicslake.catalog import ALIAS, META, file_size, normalise, open_lake, table_columns
 from omicslake.errors import DatasetError, first_line
 from omicslake.manifest import Manifest, Receipt, StagedFile, check_file, utc_now
 from omicslake.sources.s3 import replaced
@@ -450,15 +450,6 @@ def compatible(file_type: str, table_type: str) -> bool:
 
 def file_columns(con, path: str) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [path]).fetchall()]
-
-
-def table_columns(con, schema: str, table: str) -> dict[str, str] | None:
-    rows = con.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "
-        "AND table_name = ? ORDER BY column_index",
-        [ALIAS, schema, table],
-    ).fetchall()
-    return dict(rows) if rows else None
 
 
 def table_folder(con, schema: str, table: str, data_path: str) -> Path:

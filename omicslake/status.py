@@ -14,11 +14,10 @@ from datetime import datetime
 from pathlib import Path
 
 from omicslake import config as cfg
-from omicslake.catalog import ALIAS, META, open_lake
+from omicslake.catalog import ALIAS, META, open_lake, table_columns
 from omicslake.errors import OmicslakeError
 from omicslake.jobs import OUTCOMES, Outcome
 from omicslake.progress import size
-from omicslake.register import table_columns
 
 BOOKKEEPING = {"stamp.json", "manifest.json", "receipt.json", "chunks.json"}
 
