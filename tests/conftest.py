@@ -18,6 +18,10 @@ from tests.servers import HTTPServer, PostgresServer, S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"retries": 3, "backoff_seconds": 0.05, "timeout_seconds": 10}
+# Every rule one attempt, whatever its `retries:` (a run that is meant to fail need not fail three times):
+# --preemptible-retries is Snakemake's one command-line override of a rule's retries (Rule.restart_times;
+# nothing else reads it outside the Google Life Sciences executor). `--preemptible-rules` alone: all rules.
+NO_RETRIES = ("--preemptible-rules", "--preemptible-retries", "0")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from omicslake.errors import DatasetError
 from omicslake.sources import cellxgene
 from tests.census import build_census
-from tests.conftest import Lake, probe_report, run_snakemake, started_jobs, workflow_config
+from tests.conftest import NO_RETRIES, Lake, probe_report, run_snakemake, started_jobs, workflow_config
 
 LUNG = "tissue_general == 'lung' and is_primary_data == True"
 OBS_COLUMNS = ["assay", "cell_type", "tissue", "tissue_general", "disease", "donor_id", "dataset_id"]
@@ -193,7 +193,7 @@ def test_a_failed_chunk_is_retried_alone(tmp_path, census):
     blocker = tmp_path / "staging" / "cellxgene" / "lung" / "chunk" / "1" / "parquet"
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a folder")  # dlt cannot write chunk 1's files
-    failed = run_snakemake(tmp_path, config)
+    failed = run_snakemake(tmp_path, config, *NO_RETRIES)  # the blocker stays: a retry would fail the same
     assert failed.returncode != 0 and "Error in rule ingest_cellxgene_chunk" in failed.stderr
     lake = Lake(tmp_path)
     assert lake.query("SELECT count(*) FROM lake.cellxgene.var") == [(765,)]  # the census dataset landed
