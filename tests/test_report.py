@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_snakemake, workflow_config
+from tests.conftest import NO_RETRIES, REPO, run_snakemake, workflow_config
 
 ARTIFACTS = REPO / "tests" / "artifacts"  # kept after the run (git-ignored): the report's screenshot
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
@@ -48,7 +48,7 @@ def test_a_failed_dataset_shows_in_status_and_in_the_report_read_in_a_browser_un
     from playwright.sync_api import sync_playwright
 
     config = workflow_config(workdir, sources(workdir))
-    first = run_snakemake(workdir, config, "--keep-going")
+    first = run_snakemake(workdir, config, "--keep-going", *NO_RETRIES)
     assert first.returncode == 1
     cause_lines = [line for line in first.stderr.splitlines() if line.startswith("omicslake: http.broken")]
     assert cause_lines and "broken.csv" in cause_lines[0]
