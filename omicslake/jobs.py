@@ -14,7 +14,7 @@ from omicslake.errors import OmicslakeError
 
 
 def run(log_file: str | None, func: Callable, *args, **kwargs):
-    """Call `func`; on an OmicslakeError print `omicslake: <dataset>: <file>: <cause>` and exit 1."""
+    """Call `func`; on an OmicslakeError print `omicslake: <dataset>: <file>: <cause>; fix: <fix>` and exit 1."""
     with contextlib.ExitStack() as stack:
         if log_file:
             Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -30,7 +30,7 @@ def run(log_file: str | None, func: Callable, *args, **kwargs):
                 raise
             if isinstance(e, OSError):  # wherever it struck: one line, the job's inputs are kept for the rerun
                 where = e.filename or "writing"
-                e = OmicslakeError(f"{e.strerror} ({where}): free space on the staging or lake filesystem, then rerun")
+                e = OmicslakeError(f"{e.strerror} ({where})", "free space on the staging or lake disk, then rerun")
             logging.getLogger("omicslake").error("%s", e)
             print(f"omicslake: {e}", file=sys.__stderr__)
             logging.shutdown()
