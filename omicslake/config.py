@@ -7,7 +7,7 @@ Snakefile builds the DAG from this without importing dlt or pyarrow.
 
 from __future__ import annotations
 
-from omicslake.errors import OmicslakeError
+from omicslake.errors import OmicslakeError, first_line
 
 
 class ConfigError(OmicslakeError, ValueError):
@@ -52,6 +52,7 @@ def schema_violation(error) -> tuple[str, str]:
     import difflib
 
     key, kind, expected, value = key_name(error.absolute_path), error.validator, error.validator_value, error.instance
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."  # one line, however big the value
     described = (error.schema.get("description") or "").split(". ")[0].rstrip(".")
     if kind == "additionalProperties" and isinstance(value, dict):
         known = list(error.schema.get("properties") or {})
@@ -66,21 +67,24 @@ def schema_violation(error) -> tuple[str, str]:
     if kind == "type":
         types = expected if isinstance(expected, list) else [expected]
         return (
-            f"config key {key}: {value!r} is not {' or '.join(TYPES.get(t, t) for t in types)}",
+            f"config key {key}: {shown} is not {' or '.join(TYPES.get(t, t) for t in types)}",
             f"set it to {' or '.join(TYPES.get(t, t) for t in types)}",
         )
     if kind == "required":
         missing = next((k for k in expected if k not in value), expected[0])
         return f"config key {key}: {missing!r} is missing", f"add {missing}: <value> to this entry"
     if kind == "enum":
-        return f"config key {key}: {value!r} is not allowed", f"use one of {', '.join(map(str, expected))}"
+        return f"config key {key}: {shown} is not allowed", f"use one of {', '.join(map(str, expected))}"
     if kind == "pattern":
         return (
-            f"config key {key}: {value!r} does not match {expected!r}",
+            f"config key {key}: {shown} does not match {expected!r}",
             f"write it as the pattern says{f' ({described})' if described else ''}",
         )
-    fix = f"see config/schema.yaml{f' ({described})' if described else ''}"
-    return f"config key {key}: {error.message}", fix
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "above", "exclusiveMaximum": "below"}
+        return f"config key {key}: {shown} is out of range", f"set it to {bound[kind]} {expected}"
+    fix = f"see this key in config/schema.yaml or the README{f' ({described})' if described else ''}"
+    return f"config key {key}: {first_line(error)}", fix
 
 
 def check_url(key: str, url: str) -> None:
