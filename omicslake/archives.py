@@ -24,6 +24,8 @@ from pathlib import Path, PurePosixPath
 from omicslake.errors import DatasetError, first_line
 from omicslake.progress import Progress
 
+CORRUPT = "the archive is corrupt or cut short: run again; if it fails again, the upstream file is broken (report it)"
+
 UNREADABLE = (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, RuntimeError, zlib.error, NotImplementedError)
 
 
@@ -51,7 +53,9 @@ def unpack(dataset: str, archive: Path, folder: Path) -> list[Path]:
     except UNREADABLE as e:
         shutil.rmtree(folder, ignore_errors=True)
         where = f"member {name!r} cannot be read" if name else "the archive cannot be read"
-        raise DatasetError(dataset, f"{where}: {first_line(e)} (corrupt or truncated)", archive.name) from None
+        raise DatasetError(
+            dataset, f"{where}: {first_line(e)} (corrupt or truncated)", archive.name, fix=CORRUPT
+        ) from None
     except DatasetError:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -71,7 +75,7 @@ def entries(dataset: str, archive: Path):
         with open(archive, "rb") as f:
             zip_like = f.read(2) == b"PK"
         cause = "a corrupt or truncated zip archive (no central directory)" if zip_like else "not a zip or tar archive"
-        raise DatasetError(dataset, cause, archive.name)
+        raise DatasetError(dataset, cause, archive.name, fix=CORRUPT)
 
 
 def copy(source, target: Path, progress: Progress) -> None:
@@ -108,7 +112,12 @@ def checked(dataset: str, archive: Path, folder: Path, members: list[Member]) ->
     inside `folder` on a path of its own and the disk has room for all of them."""
 
     def refuse(member: Member, why: str):
-        raise DatasetError(dataset, f"member {member.name!r} {why}: refusing the archive", archive.name)
+        raise DatasetError(
+            dataset,
+            f"member {member.name!r} {why}: refusing the archive",
+            archive.name,
+            fix="omicslake unpacks no such archive: unpack it yourself and load the files (or drop the entry)",
+        )
 
     files, paths, folders = {}, {}, set()
     for member in members:
@@ -134,7 +143,8 @@ def checked(dataset: str, archive: Path, folder: Path, members: list[Member]) ->
     if need > free:
         raise DatasetError(
             dataset,
-            f"unpacks to {need:,} bytes but {folder} has {free:,} free: free space or move staging",
+            f"unpacks to {need:,} bytes but {folder} has {free:,} free",
             archive.name,
+            fix="free space, or move `staging` to a larger disk; then run again",
         )
     return files

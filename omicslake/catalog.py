@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from omicslake.errors import OmicslakeError, first_line
+from omicslake.errors import S3_CREDENTIALS, OmicslakeError, first_line
 
 ALIAS = "lake"
 META = f"__ducklake_metadata_{ALIAS}"  # the catalog's own tables, as DuckLake attaches them
@@ -43,7 +43,7 @@ def loadable(name: str) -> Path:
     mine = Path(tempfile.gettempdir(), f"omicslake-{os.getuid()}")  # in /tmp: home may be read-only on nodes
     mine.mkdir(mode=0o700, exist_ok=True)
     if mine.stat().st_uid != os.getuid():
-        raise OmicslakeError(f"{mine} belongs to another user: remove it")
+        raise OmicslakeError(f"{mine} belongs to another user", fix=f"remove {mine} (or run as its owner)")
     mine.chmod(0o700)  # nobody else may swap the link
     link = mine / duckdb.__version__ / "postgres_scanner.duckdb_extension"
     if not link.is_symlink() or os.readlink(link) != str(path):
@@ -132,7 +132,9 @@ def s3_secret(name: str, bucket: dict, chain: bool = False) -> str:
         try:
             credentials = botocore.session.Session().get_credentials()
         except Exception as e:  # a missing AWS_PROFILE, an expired SSO login, ...
-            raise OmicslakeError(f"cannot read AWS credentials for {bucket['scope']}: {first_line(e)}") from None
+            raise OmicslakeError(
+                f"cannot read AWS credentials for {bucket['scope']}: {first_line(e)}", fix=S3_CREDENTIALS
+            ) from None
         if credentials is not None:
             frozen = credentials.get_frozen_credentials()
             options += [f"KEY_ID '{quote(frozen.access_key)}'", f"SECRET '{quote(frozen.secret_key)}'"]
@@ -159,7 +161,7 @@ def open_lake(
     with contextlib.ExitStack() as stack:
         if is_file_catalog(catalog):
             if read_only and not Path(catalog).exists():
-                raise NoLake(f"no lake catalog at {catalog}: run the workflow first")
+                raise NoLake(f"no lake catalog at {catalog}", fix="run the workflow first (or correct lake.catalog)")
             Path(catalog).parent.mkdir(parents=True, exist_ok=True)
             lock_file(stack, f"{catalog}.lock", read_only)
         elif not read_only:
@@ -180,11 +182,14 @@ def open_lake(
                     time.sleep(1)
                     continue
                 if read_only and "creating a new DuckLake is explicitly disabled" in str(e):
-                    raise NoLake(f"no lake catalog at {catalog}: run the workflow first") from None
+                    raise NoLake(
+                        f"no lake catalog at {catalog}", fix="run the workflow first (or correct lake.catalog)"
+                    ) from None
                 hint = {True: " (is a DuckDB session attached to it?)", False: ""}[held]
+                fix = "close the other DuckDB session, then run again" if held else None
                 if catalog.startswith("postgres:"):
-                    hint = " (is PostgreSQL reachable, with the password in PGPASSWORD or ~/.pgpass?)"
-                raise OmicslakeError(f"cannot open the lake catalog {catalog}: {first_line(e)}{hint}") from None
+                    fix = postgres_fix(str(e))
+                raise OmicslakeError(f"cannot open the lake catalog {catalog}: {first_line(e)}{hint}", fix) from None
         yield con
 
 
@@ -206,12 +211,24 @@ def writer_lock(stack: contextlib.ExitStack, catalog: str, wait_seconds: float) 
         pg.execute(f"SET lock_timeout = {max(1, int(wait_seconds * 1000))}")
         pg.execute("SELECT pg_advisory_lock(%s)", [WRITER_LOCK])
     except psycopg.errors.LockNotAvailable:
-        raise OmicslakeError(f"another writer held the lake {catalog} for {wait_seconds:.0f} s; try again") from None
-    except psycopg.Error as e:
         raise OmicslakeError(
-            f"cannot open the lake catalog {catalog}: {first_line(e)} "
-            "(is PostgreSQL reachable, with the password in PGPASSWORD or ~/.pgpass?)"
+            f"another writer held the lake {catalog} for {wait_seconds:.0f} s",
+            fix="run again once the other registration has finished",
         ) from None
+    except psycopg.Error as e:
+        raise OmicslakeError(f"cannot open the lake catalog {catalog}: {first_line(e)}", postgres_fix(str(e))) from None
+
+
+def postgres_fix(message: str) -> str:
+    """What to do when PostgreSQL refuses the catalog connection, by what it said."""
+    text = message.lower()
+    if "password" in text:
+        return "set the password in PGPASSWORD or ~/.pgpass (and check user= in lake.catalog)"
+    if "does not exist" in text:
+        return "create that database or role (createdb), or correct lake.catalog"
+    if "connection refused" in text or "timeout" in text or "could not" in text or "translate host" in text:
+        return "start PostgreSQL, or correct host= and port= in lake.catalog; then run again"
+    return "check lake.catalog and that PostgreSQL is reachable, with the password in PGPASSWORD or ~/.pgpass"
 
 
 def lock_file(stack: contextlib.ExitStack, path: str, shared: bool) -> None:

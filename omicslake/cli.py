@@ -23,21 +23,45 @@ import yaml
 from omicslake import config as cfg
 from omicslake import jobs
 from omicslake.catalog import open_lake, setup_sql
+from omicslake.errors import OmicslakeError, first_line
 
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
 
 def load_config(config_file: str) -> dict:
-    """The workflow config, validated and with defaults filled in exactly as the Snakefile does."""
+    """The workflow config, validated and with defaults filled in exactly as the Snakefile does;
+    a ConfigError (one line: the file or key, the cause, the fix) when it cannot be used."""
     from snakemake.utils import validate
 
-    config = yaml.safe_load(Path(config_file).read_text()) or {}
+    if not Path(config_file).is_file():
+        raise cfg.ConfigError(
+            f"config file {config_file} not found", "pass --configfile <file>, or run in the folder that holds config/"
+        )
+    try:
+        config = yaml.safe_load(Path(config_file).read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or first_line(e)
+        raise cfg.ConfigError(f"config file {config_file} is not YAML{where}: {problem}", "correct it there") from None
+    if not isinstance(config, dict):
+        raise cfg.ConfigError(f"config file {config_file} is not a mapping", "write it as key: value lines")
+    cfg.validate(config, SCHEMA)  # one line naming the key; Snakemake's validate fills in the defaults
     validate(config, str(SCHEMA), set_default=True)
     cfg.check(config)
     return config
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; an error the user can fix ends it with one line: `omicslake: <cause>; fix: <fix>`."""
+    try:
+        return command(argv)
+    except OmicslakeError as e:
+        print(f"omicslake: {e}", file=sys.stderr)
+        return 1
+
+
+def command(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="omicslake", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--configfile", "--config", dest="configfile", default="config/config.yaml",
@@ -85,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             con.sql(args.sql).show(max_rows=args.max_rows, max_width=200)
     else:
         source, _, name = args.dataset.partition(".")
+        if (source, name) not in cfg.datasets(config):
+            known = ", ".join(f"{s}.{n}" for s, n in cfg.datasets(config)) or "none"
+            raise cfg.ConfigError(f"no dataset {args.dataset} in {args.configfile}", f"name one of {known}")
         folder = Path(config["staging"], source, name)
         if args.command == "ingest":
             from omicslake.ingest import ingest  # dlt and pyarrow: only the commands that need them

@@ -7,9 +7,84 @@ Snakefile builds the DAG from this without importing dlt or pyarrow.
 
 from __future__ import annotations
 
+from omicslake.errors import OmicslakeError, first_line
 
-class ConfigError(ValueError):
-    pass
+
+class ConfigError(OmicslakeError, ValueError):
+    """A config the workflow cannot run: `config key <key>: <what is wrong>; fix: <what to do>`."""
+
+
+def key_name(path) -> str:
+    """`sources.http[0].name` for the JSON path ("sources", "http", 0, "name")."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def validate(config: dict, schema_file) -> None:
+    """The schema's most relevant violation as one ConfigError naming the key and the fix
+    (Snakemake's `validate` reports it over many lines, naming the key as instance['a']['b'])."""
+    from pathlib import Path
+
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_file).read_text())
+    error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(config))
+    if error is not None:
+        raise ConfigError(*schema_violation(error))
+
+
+TYPES = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "object": "a mapping (key: value lines)",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def schema_violation(error) -> tuple[str, str]:
+    """(message, fix) of a jsonschema ValidationError."""
+    import difflib
+
+    key, kind, expected, value = key_name(error.absolute_path), error.validator, error.validator_value, error.instance
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."  # one line, however big the value
+    described = (error.schema.get("description") or "").split(". ")[0].rstrip(".")
+    if kind == "additionalProperties" and isinstance(value, dict):
+        known = list(error.schema.get("properties") or {})
+        unknown = [k for k in value if k not in known]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            return (
+                f"config key {key_name([*error.absolute_path, unknown[0]])}: unknown key",
+                f"{hint}remove or rename it (known here: {', '.join(known)})",
+            )
+    if kind == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        return (
+            f"config key {key}: {shown} is not {' or '.join(TYPES.get(t, t) for t in types)}",
+            f"set it to {' or '.join(TYPES.get(t, t) for t in types)}",
+        )
+    if kind == "required":
+        missing = next((k for k in expected if k not in value), expected[0])
+        return f"config key {key}: {missing!r} is missing", f"add {missing}: <value> to this entry"
+    if kind == "enum":
+        return f"config key {key}: {shown} is not allowed", f"use one of {', '.join(map(str, expected))}"
+    if kind == "pattern":
+        return (
+            f"config key {key}: {shown} does not match {expected!r}",
+            f"write it as the pattern says{f' ({described})' if described else ''}",
+        )
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "above", "exclusiveMaximum": "below"}
+        return f"config key {key}: {shown} is out of range", f"set it to {bound[kind]} {expected}"
+    fix = f"see this key in config/schema.yaml or the README{f' ({described})' if described else ''}"
+    return f"config key {key}: {first_line(error)}", fix
 
 
 def check_url(key: str, url: str) -> None:
@@ -20,8 +95,8 @@ def check_url(key: str, url: str) -> None:
     if parsed.username or parsed.password:
         host = "".join(c if c.isalnum() else "_" for c in (parsed.hostname or "")).upper()
         raise ConfigError(
-            f"config key {key}: a user or password in the URL would be stored with every load; "
-            f"set DOWNLOAD__{host}__USERNAME and DOWNLOAD__{host}__PASSWORD (or .dlt/secrets.toml) instead"
+            f"config key {key}: a user or password in the URL would be stored with every load",
+            f"set DOWNLOAD__{host}__USERNAME and DOWNLOAD__{host}__PASSWORD (or .dlt/secrets.toml) instead",
         )
 
 
@@ -40,11 +115,14 @@ def check(config: dict) -> None:
         try:
             fields = conninfo_to_dict(catalog.removeprefix("postgres:"))
         except Exception:  # its message may quote the string, password and all
-            raise ConfigError("config key lake.catalog: not a libpq connection string after postgres:") from None
+            raise ConfigError(
+                "config key lake.catalog: not a libpq connection string after postgres:",
+                "write it as postgres:host=<host> port=<port> dbname=<db> user=<user>",
+            ) from None
         if fields.get("password"):
             raise ConfigError(
-                "config key lake.catalog: a password in the catalog string would be stored with every run's "
-                "config; set PGPASSWORD or use ~/.pgpass instead"
+                "config key lake.catalog: a password in the catalog string would be stored with every run's config",
+                "remove password= from it; set PGPASSWORD or use ~/.pgpass instead",
             )
     datasets(config)
 

@@ -1,17 +1,60 @@
-"""One error type that names the dataset, the file and the cause."""
+"""One error type that names the dataset, the file, the cause and what the user can do about it."""
 
 
 class OmicslakeError(Exception):
-    """An error whose message is meant for the user, not a traceback."""
+    """An error whose message is meant for the user, not a traceback; `fix` says what to do."""
+
+    def __init__(self, message: str, fix: str | None = None):
+        self.message, self.fix = message, fix
+        super().__init__(f"{message}; fix: {fix}" if fix else message)
 
 
 class DatasetError(OmicslakeError):
-    """A dataset cannot be loaded."""
+    """A dataset cannot be loaded: `<dataset>: <file>: <cause>; fix: <fix>`."""
 
-    def __init__(self, dataset: str, cause: str, file: str | None = None):
+    def __init__(self, dataset: str, cause: str, file: str | None = None, fix: str | None = None):
         self.dataset, self.file, self.cause = dataset, file, cause
         where = f"{dataset}: {file}" if file else dataset
-        super().__init__(f"{where}: {cause}")
+        super().__init__(f"{where}: {cause}", fix)
+
+
+# What to do, for causes many modules share.
+RERUN = "run the workflow again (it resumes; the lake is unchanged)"
+SERVER_DOWN = (
+    "check that the server is up and the URL's host and port are right (or raise download.retries / "
+    "download.timeout_seconds), then run again"
+)
+CHECKSUM = (
+    "the download was corrupted or the file changed upstream: run again; if it fails again, check the "
+    "checksum in the config (or tell the data provider)"
+)
+RESTAGE = "delete the dataset's staging folder (<staging>/<source>/<name>), then run again: it is staged anew"
+S3_CREDENTIALS = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or `anonymous: true` for a public bucket"
+)
+
+
+def login_variables(url: str | None) -> str:
+    """`DOWNLOAD__<HOST>__USERNAME and …__PASSWORD`, the host as omicslake.download.login reads it."""
+    from urllib.parse import urlparse
+
+    host = "".join(c if c.isalnum() else "_" for c in (urlparse(url or "").hostname or "")).upper() or "<HOST>"
+    return f"DOWNLOAD__{host}__USERNAME and DOWNLOAD__{host}__PASSWORD"
+
+
+def http_fix(status: int, url: str | None = None, what: str = "the URL") -> str:
+    """What to do about an HTTP error status from `url`."""
+    if status == 401:
+        return f"the server wants a login: set {login_variables(url)} (or .dlt/secrets.toml, ~/.netrc)"
+    if status == 403:
+        return f"access refused: check the login in {login_variables(url)} and your rights to the file"
+    if status in (404, 410):
+        return f"check {what} in the config (a typo, or removed upstream?), or remove the entry"
+    if status == 429:
+        return "the server limits requests: wait, then run again (or lower downloads_<source> with --resources)"
+    if status >= 500:
+        return f"the server failed: {RERUN} later"
+    return f"check {what} in the config, then run again"
 
 
 def causes(exc: BaseException | None):

@@ -64,13 +64,17 @@ def read_batches(dataset: str, path: Path, fmt: str, null_values: list[str] | No
                 rows = lists[0] if len(lists) == 1 else [rows]
             yield from no_null_columns(pa.Table.from_pylist(rows)).to_batches()
         else:
-            raise DatasetError(dataset, f"unknown format {fmt!r} (one of {', '.join(FORMATS)})", name)
+            raise DatasetError(
+                dataset, f"unknown format {fmt!r}", name, fix=f"set `format` to one of {', '.join(FORMATS)}"
+            )
     except DatasetError:
         raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(dataset, f"malformed {fmt}: {first_line(e)}", name) from e
+        fix = "check `format` (and `null_values`) in the config; if the file is broken upstream, report it or drop it"
+        raise DatasetError(dataset, f"malformed {fmt}: {first_line(e)}", name, fix=fix) from e
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DatasetError(dataset, f"cannot read file (truncated or corrupt?): {first_line(e)}", name) from e
+        fix = "the upstream file is cut short or corrupt: check it at its source, or `format` in the config"
+        raise DatasetError(dataset, f"cannot read file (truncated or corrupt?): {first_line(e)}", name, fix=fix) from e
 
 
 def open_stream(path: Path):

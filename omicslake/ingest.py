@@ -114,7 +114,7 @@ def gather(dataset: Dataset, parts: list[Manifest], previous: Receipt | None, cf
     plan found the upstream unchanged since the receipt `previous`."""
     if not parts:
         if not previous:
-            raise DatasetError(str(dataset), "no chunks and no earlier load: run again to plan anew")
+            raise DatasetError(str(dataset), "no chunks and no earlier load", fix="run again to plan anew")
         return staging.unchanged(str(dataset), previous.upstream, previous.fingerprint, cfg)
     upstream = list({u.url: u for part in parts for u in part.upstream}.values())
     digest = fingerprint(upstream, cfg)

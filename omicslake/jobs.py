@@ -53,7 +53,7 @@ def outcome_of(smk) -> tuple[Path, str]:
 
 
 def run(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] | None = None, **kwargs):
-    """Call `func`; on an OmicslakeError print `omicslake: <dataset>: <file>: <cause>` and exit 1.
+    """Call `func`; on an OmicslakeError print `omicslake: <dataset>: <file>: <cause>; fix: <fix>` and exit 1.
     `outcome` (dataset folder, step): record how it ended, for `omicslake status`."""
     started, clock = utc_now(), time.monotonic()
 
@@ -79,7 +79,7 @@ def run(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] |
                 raise
             if isinstance(e, OSError):  # wherever it struck: one line, the job's inputs are kept for the rerun
                 where = e.filename or "writing"
-                e = OmicslakeError(f"{e.strerror} ({where}): free space on the staging or lake filesystem, then rerun")
+                e = OmicslakeError(f"{e.strerror} ({where})", "free space on the staging or lake disk, then rerun")
             with contextlib.suppress(OSError):  # a full disk may refuse the record too
                 record(first_line(e))
             logging.getLogger("omicslake").error("%s", e)

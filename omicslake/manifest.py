@@ -15,7 +15,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from omicslake.errors import DatasetError
+from omicslake.errors import RESTAGE, DatasetError
 
 VERSION = 1
 
@@ -84,7 +84,10 @@ class Manifest:
         data = json.loads(Path(path).read_text())
         if data.get("version") != VERSION:
             raise DatasetError(
-                data.get("dataset", "?"), f"unsupported manifest version {data.get('version')}", str(path)
+                data.get("dataset", "?"),
+                f"unsupported manifest version {data.get('version')}",
+                str(path),
+                fix=RESTAGE,
             )
         data["upstream"] = [Upstream(**u) for u in data["upstream"]]
         data["files"] = [StagedFile(**f) for f in data["files"]]
@@ -112,23 +115,24 @@ def check_file(dataset: str, staged: StagedFile, actual_path: str) -> None:
     """The file on disk is the file the manifest describes (bytes, rows, schema, and for a local
     file its modification time: a rewrite of the same size is caught without reading every byte)."""
     if not os.path.exists(actual_path):
-        raise DatasetError(dataset, "staged file is missing", staged.path)
+        raise DatasetError(dataset, "staged file is missing", staged.path, fix=RESTAGE)
     try:
         actual = describe_file(actual_path, staged.table, staged.load_id)
     except Exception as e:  # a footer damaged on disk
-        raise DatasetError(dataset, f"staged file is not readable Parquet: {e}", staged.path) from None
+        raise DatasetError(dataset, f"staged file is not readable Parquet: {e}", staged.path, fix=RESTAGE) from None
     for field in ("bytes", "rows", "schema", "mtime_ns"):
         if staged.mtime_ns is None and field == "mtime_ns":
             continue  # a manifest of an older omicslake
         if field == "mtime_ns" and actual.mtime_ns != staged.mtime_ns:
             raise DatasetError(
-                dataset, "file was rewritten after its manifest (modification time changed)", staged.path
+                dataset, "file was rewritten after its manifest (modification time changed)", staged.path, fix=RESTAGE
             )
         if getattr(actual, field) != getattr(staged, field):
             raise DatasetError(
                 dataset,
                 f"file does not match its manifest: {field} {getattr(actual, field)!r} != {getattr(staged, field)!r}",
                 staged.path,
+                fix=RESTAGE,
             )
 
 

@@ -103,6 +103,8 @@ def live_loads(catalog: str, data_path: str, source: str) -> dict[str, str]:
             con = stack.enter_context(open_lake(catalog, data_path, read_only=True))
         except NoLake:
             return {}
+        except OmicslakeError as e:  # no dataset of the source can be probed: name the source
+            raise OmicslakeError(f"{source} (every dataset): {e.message}", e.fix) from None
         if table_columns(con, "omicslake", "loads") is None:
             return {}
         current = con.execute(

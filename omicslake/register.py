@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from omicslake import faults, staging
 from omicslake.catalog import ALIAS, META, file_size, normalise, open_lake, table_columns
-from omicslake.errors import DatasetError, first_line
+from omicslake.errors import RERUN, DatasetError, OmicslakeError, first_line
 from omicslake.manifest import Manifest, Receipt, StagedFile, check_file, utc_now
 from omicslake.sources.s3 import replaced
 
@@ -92,7 +92,11 @@ def register(
     dataset, workdir = manifest.dataset, Path(manifest_path).parent
     Path(receipt_path).unlink(missing_ok=True)  # only a registration that ends well leaves a receipt
     _, data_path = normalise(catalog, data_path)
-    with open_lake(catalog, data_path, s3=s3) as con:
+    with contextlib.ExitStack() as stack:
+        try:
+            con = stack.enter_context(open_lake(catalog, data_path, s3=s3))
+        except OmicslakeError as e:  # the catalog, not the dataset: the line still names the dataset
+            raise DatasetError(dataset, e.message, fix=e.fix) from None
         con.execute(PROVENANCE)
         discard_orphans(con, workdir, manifest)
         current = current_load(con, dataset)
@@ -109,7 +113,8 @@ def register(
                 dataset,
                 "the source is unchanged, but the lake lost the load "
                 f"(it holds {current['load_id'] if current else 'none'}: a table dropped, or the catalog restored "
-                "from a backup?); the next run downloads it again",
+                "from a backup?)",
+                fix="run the workflow again: the next run downloads it again",
             )
         else:
             receipt = load(con, manifest, data_path, current, workdir)
@@ -183,14 +188,21 @@ def load(
     dataset = manifest.dataset
     kept = kept_files(con, manifest, current)
     if not manifest.files and not kept:
-        raise DatasetError(dataset, "a changed load with no files: the manifest is corrupt")
+        raise DatasetError(
+            dataset,
+            "a changed load with no files: the manifest is corrupt",
+            fix=f"delete the staging folder {workdir}, then run again",
+        )
     plans = plan_tables(con, manifest, data_path, current, kept)
     already = registered_paths(con, [(p.schema, p.table) for p in plans if p.exists])
     for plan in plans:
         for _staged, dest in plan.files:
             if str(dest) in already:
                 raise DatasetError(
-                    dataset, "file is already registered in the lake; refusing to add it twice", str(dest)
+                    dataset,
+                    "file is already registered in the lake; refusing to add it twice",
+                    str(dest),
+                    fix=f"run `omicslake verify`; delete the staging folder {workdir}, then run again",
                 )
     journal = workdir / JOURNAL  # what to clean up should this process die before COMMIT
     journal.write_text(json.dumps([[p.schema, p.table, str(d)] for p in plans for _, d in p.files]))
@@ -221,7 +233,7 @@ def load(
         journal.unlink()
         if isinstance(e, DatasetError):
             raise
-        raise DatasetError(dataset, f"registration failed, catalog unchanged: {first_line(e)}") from e
+        raise DatasetError(dataset, f"registration failed, catalog unchanged: {first_line(e)}", fix=RERUN) from e
     journal.unlink()
     actual = settle(con, dataset, manifest.load_id, snapshot_id)
     added = [staged for plan in plans for staged, _ in plan.files]
@@ -284,8 +296,9 @@ def kept_files(con, manifest: Manifest, current: dict | None) -> list[dict]:
         raise DatasetError(
             manifest.dataset,
             f"{len(lost)} upstream file(s) to keep are not in the lake's load {current['load_id']} "
-            "(receipt out of date?); the next run loads everything afresh",
+            "(receipt out of date?)",
             lost[0],
+            fix="run the workflow again: the next run loads everything afresh",
         )
     registered = {row["path"] for row in files}
     again = {f.upstream for f in manifest.files if f.in_place and f.path in registered}
@@ -345,7 +358,10 @@ def plan_tables(
                 known = columns.setdefault(name, (type_, Path(staged.path).name))
                 if known[0] != type_:
                     raise DatasetError(
-                        dataset, f"column {name!r} is {known[0]} in {known[1]} but {type_} here", Path(staged.path).name
+                        dataset,
+                        f"column {name!r} is {known[0]} in {known[1]} but {type_} here",
+                        Path(staged.path).name,
+                        fix="make the files' column types agree upstream, or map them to separate tables",
                     )
             if staged.rows:
                 placed.append((staged, dest))  # a file with no rows only declares its table
@@ -356,7 +372,8 @@ def plan_tables(
             raise DatasetError(
                 dataset,
                 f"lake.data_path {data_path!r} holds '=': DuckLake would read it as a column of partitioned "
-                f"table {qualified}; choose a data_path without '='",
+                f"table {qualified}",
+                fix="choose a lake.data_path without '='",
             )
         if existing is not None:
             conflicts = [(n, t, f) for n, (t, f) in columns.items() if n in existing and not compatible(t, existing[n])]
@@ -370,6 +387,8 @@ def plan_tables(
                     f"schema conflict in column {name!r}: {type_} in the file, "
                     f"{existing[name]} in lake table {qualified}",
                     file,
+                    fix=f"give the table another name in the config (or cast the column upstream); or, if its rows "
+                    f"may go, drop table {qualified} (DuckDB with `omicslake attach`'s SQL) and run again",
                 )
             else:
                 plan.add_columns = [(n, t) for n, t in plan.add_columns if n not in existing]
@@ -386,7 +405,12 @@ def object_size(con, manifest: Manifest, url: str) -> int | None:
     try:
         return file_size(con, url)
     except duckdb.Error as e:
-        raise DatasetError(manifest.dataset, f"cannot tell whether the object exists: {first_line(e)}", url) from None
+        raise DatasetError(
+            manifest.dataset,
+            f"cannot tell whether the object exists: {first_line(e)}",
+            url,
+            fix="check the S3 credentials and endpoint, then run again",
+        ) from None
 
 
 def absolute(path: str, data_path: str) -> str:
@@ -408,14 +432,18 @@ def check_in_place(con, dataset: str, files: list[StagedFile]) -> None:
         )
     except duckdb.Error as e:
         raise DatasetError(
-            dataset, f"cannot read the objects' Parquet footers: {first_line(e)}", files[0].path
+            dataset,
+            f"cannot read the objects' Parquet footers: {first_line(e)}",
+            files[0].path,
+            fix="check the S3 credentials and endpoint, then run again",
         ) from None
     for staged in files:
         if rows.get(staged.path) != staged.rows:
             raise DatasetError(
                 dataset,
-                f"the object changed since it was listed ({rows.get(staged.path)} rows, not {staged.rows}): run again",
+                f"the object changed since it was listed ({rows.get(staged.path)} rows, not {staged.rows})",
                 staged.path,
+                fix="run the workflow again",
             )
 
 
@@ -500,8 +528,10 @@ def move_into_lake(dataset: str, plans: list[TablePlan]) -> list[tuple[Path, Pat
     except OSError as e:
         for src, dest in reversed(moved):
             dest.replace(src)
-        hint = " (staging and lake data_path must be on the same filesystem)" if e.errno == 18 else ""
-        raise DatasetError(dataset, f"cannot move file into the lake: {e.strerror}{hint}", e.filename) from e
+        fix = "check that lake.data_path is writable, then run again"
+        if e.errno == 18:
+            fix = "put staging and lake.data_path on the same filesystem (files are moved, not copied)"
+        raise DatasetError(dataset, f"cannot move file into the lake: {e.strerror}", e.filename, fix=fix) from e
     return moved
 
 
@@ -536,8 +566,8 @@ def retire(con, dataset: str, current: dict | None, data_path: str, skip: set[st
         else:
             raise DatasetError(
                 dataset,
-                f"table {table_name} has data columns `rowid` and `filename`, which hide "
-                "DuckLake's row identity: rename one upstream",
+                f"table {table_name} has data columns `rowid` and `filename`, which hide DuckLake's row identity",
+                fix="rename one of the columns upstream",
             )
         target = f"{ALIAS}.{ident(schema)}.{ident(table)}"
         deleted = con.execute(f"DELETE FROM {target} WHERE {predicate}", params).fetchone()[0]
@@ -547,6 +577,7 @@ def retire(con, dataset: str, current: dict | None, data_path: str, skip: set[st
                 dataset,
                 f"cannot retire load {current['load_id']} from {table_name}: {deleted} of "
                 f"{expected} rows found (changed outside omicslake?)",
+                fix=f"run `omicslake verify`; if {table_name} was changed by hand, DROP it and run again (reloads it)",
             )
 
 

@@ -25,7 +25,7 @@ import dlt
 from dlt.destinations import filesystem
 
 from omicslake import faults, workflow_version
-from omicslake.errors import DatasetError, causes, first_line, root_dataset_error
+from omicslake.errors import RESTAGE, DatasetError, causes, first_line, root_dataset_error
 from omicslake.manifest import Manifest, Upstream, describe_file
 from omicslake.sources.base import Plan
 
@@ -85,7 +85,11 @@ def stage(
         if cause:
             raise cause from None
         innermost = list(causes(e))[-1]
-        raise DatasetError(dataset, f"dlt pipeline failed: {type(innermost).__name__}: {first_line(innermost)}") from e
+        raise DatasetError(
+            dataset,
+            f"dlt pipeline failed: {type(innermost).__name__}: {first_line(innermost)}",
+            fix="run the workflow again; if it fails again, the job's log has the details",
+        ) from e
     files = list(plan.in_place)
     for load_id in info.loads_ids if info else []:
         if load_id not in origin:
@@ -102,10 +106,16 @@ def stage(
                 try:
                     staged = describe_file(path, f"{schema}.{job.table_name}", load_id, partition, fs)
                 except Exception as e:
-                    raise DatasetError(dataset, f"cannot read back a staged file: {first_line(e)}", path) from None
+                    raise DatasetError(
+                        dataset, f"cannot read back a staged file: {first_line(e)}", path, fix=RESTAGE
+                    ) from None
                 files.append(dataclasses.replace(staged, upstream=origin.get(load_id)))
     if not empty_ok and not plan.kept and not sum(f.rows for f in files):
-        raise DatasetError(dataset, "the source has no rows (empty upstream file?); the lake keeps its current load")
+        raise DatasetError(
+            dataset,
+            "the source has no rows (empty upstream file?); the lake keeps its current load",
+            fix="check the upstream file (and `files` / `file_glob` in the config)",
+        )
     load_ids = info.loads_ids if info else []
     return Manifest(
         dataset=dataset,

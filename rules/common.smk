@@ -12,8 +12,13 @@ sys.path.insert(0, workflow.basedir)  # the omicslake package beside this Snakef
 from omicslake import config as omicslake_config
 from omicslake.sources import SOURCES
 
-validate(config, schema="../config/schema.yaml")
-omicslake_config.check(config)
+try:  # a config error: one line naming the key and the fix (Snakemake would print many, and a traceback)
+    omicslake_config.validate(config, Path(workflow.basedir, "config", "schema.yaml"))
+    validate(config, schema="../config/schema.yaml")  # fills in the defaults
+    omicslake_config.check(config)
+except omicslake_config.ConfigError as e:
+    print(f"omicslake: {e}", file=sys.stderr)
+    sys.exit(1)
 
 STAMP = "{source}/{name}/stamp.json"  # a dataset's stamp, in staging: written by the probe, read by ingest
 CHUNKS = "{source}/{name}/chunks.json"  # chunked sources: a dataset's chunks, decided by chunks_<source>

@@ -120,15 +120,18 @@ def test_a_query_matching_no_cell_is_a_valid_empty_load(lake, census):
 @pytest.mark.parametrize(
     "bad, cause",
     [
-        ({"organism": "danio_rerio"}, "unknown organism 'danio_rerio'; the census has homo_sapiens, mus_musculus"),
+        (
+            {"organism": "danio_rerio"},
+            "unknown organism 'danio_rerio'; fix: set organism to one of homo_sapiens, mus_musculus",
+        ),
         ({"obs_value_filter": "tissue_general == = 'lung'"}, "invalid filter (obs_value_filter"),
         ({"obs_value_filter": "no_such_column == 'lung'"}, "invalid filter"),
         ({"var_value_filter": "feature_name in ['CD3D'"}, "invalid filter"),
         (
             {"obs_columns": ["cell_type", "tissue_ontology"]},
-            "unknown obs column 'tissue_ontology'; obs has soma_joinid",
+            "unknown obs column 'tissue_ontology'; fix: choose obs_columns among soma_joinid",
         ),
-        ({"x_layer": "normalized"}, "unknown X layer 'normalized'; the census has raw"),
+        ({"x_layer": "normalized"}, "unknown X layer 'normalized'; fix: set x_layer to one of raw"),
     ],
 )
 def test_a_bad_query_is_one_clear_error_naming_it(lake, census, bad, cause):
@@ -136,6 +139,7 @@ def test_a_bad_query_is_one_clear_error_naming_it(lake, census, bad, cause):
     with pytest.raises(DatasetError) as error:
         lake.load("lung", entry, "cellxgene")
     assert str(error.value).startswith("cellxgene.lung: ") and cause in str(error.value)
+    assert "; fix: " in str(error.value)
     assert not (lake.root / "lake").exists()  # nothing registered
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from omicslake.download import DownloadSettings, fetch
-from omicslake.errors import DatasetError
+from omicslake.errors import CHECKSUM, DatasetError
 
 FAST = DownloadSettings(retries=3, backoff_seconds=0.05, timeout_seconds=10)
 BODY = os.urandom(3 << 20)
@@ -30,15 +30,17 @@ def test_download_verifies_sha256_and_records_validators(http_server, tmp_path):
 
 def test_bad_sha256_is_an_error_and_leaves_no_file(http_server, tmp_path):
     url = http_server.add("/x.bin", BODY)
-    with pytest.raises(DatasetError, match=r"http\.x: .*/x\.bin: sha256 mismatch: expected 0{64}, got " + SHA):
+    with pytest.raises(DatasetError, match=r"http\.x: .*/x\.bin: sha256 mismatch: expected 0{64}, got " + SHA) as e:
         get(url, tmp_path, checksum="0" * 64)
+    assert str(e.value).endswith("; fix: " + CHECKSUM)
     assert not any((tmp_path / "download").iterdir())
 
 
 def test_404_names_dataset_and_url(http_server, tmp_path):
     url = http_server.url("/missing.tsv")
-    with pytest.raises(DatasetError, match=r"^http\.x: http://127\.0\.0\.1:\d+/missing\.tsv: HTTP 404"):
+    with pytest.raises(DatasetError, match=r"^http\.x: http://127\.0\.0\.1:\d+/missing\.tsv: HTTP 404") as e:
         get(url, tmp_path)
+    assert e.value.fix == "check the URL in the config (a typo, or removed upstream?), or remove the entry"
     assert len(http_server.hits("/missing.tsv")) == 1  # a 404 is final: no retries
 
 
@@ -190,5 +192,5 @@ def test_a_server_that_refuses_connections_is_retried_then_one_clear_error(tmp_p
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     settings = DownloadSettings(retries=2, backoff_seconds=0.01, timeout_seconds=2)
-    with pytest.raises(DatasetError, match=r"^http\.t: .*cannot reach server after 3 attempts"):
+    with pytest.raises(DatasetError, match=r"^http\.t: .*cannot reach server after 3 attempts: .*refused; fix: "):
         fetch("http.t", f"http://127.0.0.1:{port}/a.csv", tmp_path, settings)

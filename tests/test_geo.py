@@ -306,7 +306,7 @@ def test_unknown_accession_names_it_and_the_url(lake, ftp_server):
     with pytest.raises(
         DatasetError,
         match=r"^geo\.GSE999999: ftp://127\.0\.0\.1:\d+/geo/series/GSE999nnn/GSE999999/"
-        r"soft/: not found",
+        r"soft/: not found.*; fix: check that GSE999999 exists",
     ):
         load(lake, ftp_server.url("geo"), "GSE999999")
     with pytest.raises(DatasetError, match=r"geo\.GPL5: .*/platforms/GPLnnn/GPL5/annot/: not found"):

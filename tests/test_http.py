@@ -52,6 +52,10 @@ def test_workflow_over_http_loads_good_datasets_and_reports_bad_ones(http_server
         assert message.format(http_server.port) in log, log
         assert "Traceback" not in log
         assert not (tmp_path / "staging" / "http" / name / "manifest.json").exists()
+    # on the console: one line per failed attempt (a job is retried), naming the dataset, the cause and the fix
+    console = [line for line in result.stderr.splitlines() if line.startswith("omicslake: ")]
+    assert {line.split(": ")[1] for line in console} == {f"http.{name}" for name in expected}, console
+    assert all("; fix: " in line for line in console), console
     snapshots = con.execute("SELECT count(*) FROM lake.snapshots()").fetchone()[0]
     con.close()
 

@@ -84,7 +84,9 @@ def test_a_zip_slip_archive_is_refused_and_nothing_registered(lake, kaggle_api, 
 def test_an_archive_that_does_not_match_its_md5_is_refused(lake, kaggle_api):
     kaggle_api.publish("owner/atlas", 1, {"expression.csv": EXPRESSION})
     kaggle_api.bad_md5.add(("owner/atlas", 1))
-    with pytest.raises(DatasetError, match=r"^kaggle\.owner__atlas: owner/atlas v1: checksum mismatch"):
+    with pytest.raises(
+        DatasetError, match=r"^kaggle\.owner__atlas: owner/atlas v1: checksum mismatch.*; fix: .*run again"
+    ):
         lake.load("owner__atlas", entry(kaggle_api), "kaggle")
 
 
@@ -92,7 +94,7 @@ def test_missing_credentials_name_the_variables_to_set(lake, kaggle_api, monkeyp
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
     with pytest.raises(
-        DatasetError, match="no Kaggle credentials: set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY"
+        DatasetError, match="no Kaggle credentials; fix: set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY"
     ):
         lake.load("owner__atlas", entry(kaggle_api), "kaggle")
     assert kaggle_api.requests == []  # nothing asked anonymously
@@ -117,7 +119,8 @@ def test_an_api_token_is_sent_as_bearer(lake, monkeypatch, tmp_path):
 
 def test_an_unknown_dataset_and_a_malformed_table_are_one_clear_error(lake, kaggle_api):
     with pytest.raises(
-        DatasetError, match=r"^kaggle\.owner__atlas: Kaggle GetDataset owner/atlas failed: HTTP 404: Not found"
+        DatasetError,
+        match=r"^kaggle\.owner__atlas: Kaggle GetDataset owner/atlas failed: HTTP 404: Not found; fix: check the ref",
     ):
         lake.load("owner__atlas", entry(kaggle_api), "kaggle")
     kaggle_api.publish("owner/atlas", 1, {"broken.csv": b"a,b\n1,2\n3,4,5\n"})

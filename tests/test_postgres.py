@@ -107,6 +107,8 @@ def test_a_wrong_password_is_one_clear_error(pg_lake, tmp_path, monkeypatch):
     ) as e:
         pg_lake.register("genes")
     assert "PGPASSWORD or ~/.pgpass" in str(e.value) and PostgresServer.PASSWORD not in str(e.value)
+    assert str(e.value).startswith("http.genes: cannot open the lake catalog")  # the line names the dataset
+    assert "; fix: set the password in PGPASSWORD or ~/.pgpass" in str(e.value)
 
 
 @pytest.mark.parametrize("conninfo", ["dbname=x host=db password=hunter2", "postgresql://lake:hunter2@db/omicslake"])

@@ -156,6 +156,7 @@ def test_schema_conflict_in_a_shared_table_stops_with_file_column_and_types(lake
     message = str(err.value)
     assert message.startswith(f"http.genes: {staged.name}: schema conflict in column 'gene_id'")
     assert "VARCHAR in the file, BIGINT in lake table http.genes" in message
+    assert "; fix: give the table another name in the config" in message
     assert lake.snapshots() == before
     assert staged.exists()  # nothing moved into the lake
     assert lake.query("SELECT count(*) FROM lake.http.genes") == [(4,)]
@@ -215,7 +216,9 @@ def test_a_dropped_table_is_loaded_again(lake, genes):
     with open_lake(lake.catalog, lake.data_path) as con:
         con.execute("DROP TABLE lake.http.genes")
     assert lake.ingest("genes", genes[1]).status == "unchanged"  # the receipt knows no better
-    with pytest.raises(DatasetError, match="lake lost the load .* the next run downloads it again"):
+    with pytest.raises(
+        DatasetError, match="lake lost the load .*; fix: run the workflow again: the next run downloads it again"
+    ):
         lake.register("genes")
     assert lake.load("genes", genes[1]).status == "registered"
     assert lake.query("SELECT count(*) FROM lake.http.genes") == [(3,)]

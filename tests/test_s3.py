@@ -186,6 +186,7 @@ def test_wrong_credentials_and_a_missing_bucket_are_one_clear_error(
     with pytest.raises(DatasetError, match=rf"^s3\.counts: {bucket_url}: {cause}") as error:
         lake.load("counts", entry(s3_server, bucket_url=bucket_url), "s3")
     assert s3_server.SECRET not in str(error.value)
+    assert "; fix: " in str(error.value)
     assert not (lake.root / "lake").exists()
 
 

@@ -54,10 +54,21 @@ def test_demo_config_runs_offline(tmp_path):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"sources": {"http": [{"name": "a", "url": "file:x.csv", "colour": "red"}]}}, "'colour' was unexpected"),
-        ({"download": {"retries": "many"}}, "instance['download']['retries']"),
-        ({"staging": "results/50%/"}, "instance['staging']"),
-        ({"sources": {"http": [{"name": "Bad-Name", "url": "file:x.csv"}]}}, "instance['sources']['http'][0]['name']"),
+        (
+            {"sources": {"http": [{"name": "a", "url": "file:x.csv", "colour": "red"}]}},
+            "config key sources.http[0].colour: unknown key; fix: remove or rename it (known here: name, url,",
+        ),
+        (
+            {"sources": {"http": [{"nmae": "a", "url": "file:x.csv"}]}},
+            "config key sources.http[0].nmae: unknown key; fix: did you mean 'name'?",
+        ),
+        ({"download": {"retries": "many"}}, "config key download.retries: 'many' is not an integer; fix: set it to"),
+        ({"staging": "results/50%/"}, "config key staging: 'results/50%/' does not match"),
+        (
+            {"sources": {"http": [{"name": "Bad-Name", "url": "file:x.csv"}]}},
+            "config key sources.http[0].name: 'Bad-Name' does not match",
+        ),
+        ({"sources": {"http": [{"name": "a"}]}}, "config key sources.http[0]: 'url' is missing; fix: add url: <value>"),
         (
             {"sources": {"http": [{"name": "a", "url": "file:x.csv"}, {"name": "a", "url": "file:y.csv"}]}},
             "config key sources.http[1].name: duplicate table name 'a'",
@@ -65,7 +76,7 @@ def test_demo_config_runs_offline(tmp_path):
         (
             {"sources": {"geo": {"base_url": "ftp://me:secret@ftp.example.org/geo"}}},
             "config key sources.geo.base_url: a user or password in the URL would be stored with every load; "
-            "set DOWNLOAD__FTP_EXAMPLE_ORG__USERNAME",
+            "fix: set DOWNLOAD__FTP_EXAMPLE_ORG__USERNAME",
         ),
         ({"sources": {"http": [{"name": "probe", "url": "file:x.csv"}]}}, "'probe' is reserved"),
     ],
@@ -73,5 +84,9 @@ def test_demo_config_runs_offline(tmp_path):
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, config, message):
     result = run_snakemake(tmp_path, config, "--dry-run")
     assert result.returncode != 0
-    assert message in result.stdout + result.stderr
-    assert "Job stats" not in result.stdout + result.stderr  # stopped before planning any job
+    output = result.stdout + result.stderr
+    assert "Job stats" not in output  # stopped before planning any job
+    # one line, the key, the cause and the fix; no traceback, no multi-line Snakemake report
+    lines = [line for line in output.splitlines() if line.startswith("omicslake: ")]
+    assert len(lines) == 1 and message in lines[0] and "; fix: " in lines[0], output
+    assert "Traceback" not in output and "File " not in output, output

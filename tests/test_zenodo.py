@@ -115,13 +115,17 @@ def test_a_concept_follows_its_latest_version_and_a_new_version_replaces_rows(la
 
 def test_a_checksum_mismatch_fails_the_record_and_registers_nothing(lake, zenodo_api):
     zenodo_api.publish(301, {"counts.csv.gz": COUNTS}, checksums={"counts.csv.gz": "md5:" + "0" * 32})
-    with pytest.raises(DatasetError, match=r"^zenodo\.record_301: .*counts\.csv\.gz/content: .*md5"):
+    with pytest.raises(
+        DatasetError, match=r"^zenodo\.record_301: .*counts\.csv\.gz/content: .*md5.*; fix: .*run again"
+    ):
         lake.load("record_301", entries(zenodo_api.api, {"id": 301})["record_301"], "zenodo")
     assert not (lake.root / "lake").exists()
 
 
 def test_an_unknown_record_is_one_clear_error(lake, zenodo_api):
-    with pytest.raises(DatasetError, match=r"^zenodo\.record_999: .*: Zenodo has no record 999 \(HTTP 404\)"):
+    with pytest.raises(
+        DatasetError, match=r"^zenodo\.record_999: .*: Zenodo has no record 999 \(HTTP 404\); fix: check the id"
+    ):
         lake.load("record_999", entries(zenodo_api.api, {"id": 999})["record_999"], "zenodo")
 
 

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse, urlunparse
 
-from omicslake.errors import DatasetError
+from omicslake.errors import CHECKSUM, DatasetError
 from omicslake.manifest import Upstream, utc_now
 from omicslake.progress import Progress, Writer
 
@@ -52,7 +52,9 @@ def scheme_module(dataset: str, url: str):
     schemes = {"file": file, "http": http, "https": http, "ftp": ftp, "s3": s3}
     scheme = urlparse(url).scheme
     if scheme not in schemes:
-        raise DatasetError(dataset, f"unsupported URL scheme {scheme!r} ({', '.join(schemes)})", public(url))
+        raise DatasetError(
+            dataset, f"unsupported URL scheme {scheme!r}", public(url), fix=f"use one of {', '.join(schemes)}"
+        )
     return schemes[scheme]
 
 
@@ -100,7 +102,7 @@ def fetch(
             if e.errno not in FULL:
                 raise
             raise DatasetError(
-                dataset, f"cannot write {path}: {e.strerror}: free space, then run again", public(remote.url)
+                dataset, f"cannot write {path}: {e.strerror}", public(remote.url), fix="free space, then run again"
             ) from None
         if current is None:
             return Fetched(previous, None)
@@ -131,7 +133,9 @@ def parse_checksum(dataset: str, url: str, checksum: str) -> str:
     algorithm, _, digest = checksum.strip().lower().rpartition(":")
     algorithm = algorithm or next((a for a, n in ALGORITHMS.items() if n == len(digest)), "")
     if ALGORITHMS.get(algorithm) != len(digest) or not re.fullmatch("[0-9a-f]+", digest):
-        raise DatasetError(dataset, f"cannot read checksum {checksum!r} (sha256:<hex> or md5:<hex>)", public(url))
+        raise DatasetError(
+            dataset, f"cannot read checksum {checksum!r}", public(url), fix="write it as sha256:<hex> or md5:<hex>"
+        )
     return f"{algorithm}:{digest}"
 
 
@@ -145,7 +149,10 @@ def verify(dataset: str, url: str, path: Path, expected: str | None) -> str:
     got = f"{algorithm}:{hasher.hexdigest()}"
     if expected and got != expected:
         raise DatasetError(
-            dataset, f"{algorithm} mismatch: expected {expected.split(':')[1]}, got {got.split(':')[1]}", public(url)
+            dataset,
+            f"{algorithm} mismatch: expected {expected.split(':')[1]}, got {got.split(':')[1]}",
+            public(url),
+            fix=CHECKSUM,
         )
     return got
 

@@ -19,6 +19,9 @@ def local_path(url: str) -> Path:
     return Path(unquote(host + parsed.path)).expanduser()
 
 
+MISSING = "check the path in the config (relative paths start in the working directory)"
+
+
 def described(url: str, stat: os.stat_result) -> Upstream:
     return Upstream(url, size=stat.st_size, last_modified=datetime.fromtimestamp(stat.st_mtime, UTC).isoformat())
 
@@ -26,7 +29,7 @@ def described(url: str, stat: os.stat_result) -> Upstream:
 def listing(dataset: str, url: str, settings: DownloadSettings) -> list[Upstream]:
     path = local_path(url)
     if not path.is_dir():
-        raise NotFound(dataset, "not found", url)
+        raise NotFound(dataset, "not found", url, fix=MISSING)
     base = url.rstrip("/")
     entries = sorted(os.scandir(path), key=lambda e: e.name)
     return [described(f"{base}/{e.name}", e.stat()) for e in entries if e.is_file()]
@@ -35,5 +38,5 @@ def listing(dataset: str, url: str, settings: DownloadSettings) -> list[Upstream
 def probe(dataset: str, url: str, settings: DownloadSettings, previous: Upstream | None) -> Upstream:
     path = local_path(url)
     if not path.is_file():
-        raise DatasetError(dataset, "file not found", str(path))
+        raise DatasetError(dataset, "file not found", str(path), fix=MISSING)
     return described(url, path.stat())

@@ -14,8 +14,10 @@ import time
 from urllib.parse import unquote, urlparse, urlunparse
 
 from omicslake.download import CHUNK, DownloadSettings, NotFound, Part, login, public
-from omicslake.errors import DatasetError, first_line
+from omicslake.errors import SERVER_DOWN, DatasetError, first_line, login_variables
 from omicslake.manifest import Upstream
+
+NOT_THERE = "check the URL (or accession) in the config: a typo, or not public (yet)?"
 
 
 class IncompleteTransfer(OSError):
@@ -37,14 +39,23 @@ def call(dataset: str, url: str, settings: DownloadSettings, action):
             return action(ftp, unquote(parsed.path))
         except ftplib.error_perm as e:
             if str(e).startswith("550"):
-                raise NotFound(dataset, f"not found on the FTP server ({first_line(e)})", public(url)) from e
-            raise DatasetError(dataset, f"the FTP server refused: {first_line(e)}", public(url)) from e
+                raise NotFound(
+                    dataset, f"not found on the FTP server ({first_line(e)})", public(url), fix=NOT_THERE
+                ) from e
+            fix = (
+                f"set {login_variables(url)} (or .dlt/secrets.toml)"
+                if str(e).startswith("530")
+                else "check the URL in the config, then run again"
+            )
+            raise DatasetError(dataset, f"the FTP server refused: {first_line(e)}", public(url), fix=fix) from e
         except TRANSIENT as e:
             close(parsed)
             if kept:
                 continue  # the server hung up on a connection idle since an earlier call: not an attempt
             if attempt == settings.retries:
-                raise DatasetError(dataset, f"FTP failed {attempt + 1} times: {first_line(e)}", public(url)) from e
+                raise DatasetError(
+                    dataset, f"FTP failed {attempt + 1} times: {first_line(e)}", public(url), fix=SERVER_DOWN
+                ) from e
             time.sleep(min(60.0, settings.backoff_seconds * 2**attempt))
             attempt += 1
 
@@ -133,7 +144,7 @@ def probe(dataset: str, url: str, settings: DownloadSettings, previous: Upstream
     folder, _, name = url.rpartition("/")
     found = [f for f in listing(dataset, folder + "/", settings) if f.url.endswith("/" + name)]
     if not found:
-        raise NotFound(dataset, "not found on the FTP server", public(url))
+        raise NotFound(dataset, "not found on the FTP server", public(url), fix=NOT_THERE)
     return found[0]
 
 

@@ -5,13 +5,14 @@ GET (ETag / Last-Modified)."""
 from __future__ import annotations
 
 import functools
+import re
 import time
 
 import requests
 
 from omicslake import faults
 from omicslake.download import CHUNK, DownloadSettings, NotFound, Part, login, public
-from omicslake.errors import DatasetError
+from omicslake.errors import RERUN, SERVER_DOWN, DatasetError, first_line, http_fix
 from omicslake.manifest import Upstream
 
 RESUMABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -57,7 +58,7 @@ def rate_limit_wait() -> type:
 
 
 def listing(dataset: str, url: str, settings: DownloadSettings) -> list[Upstream]:
-    raise DatasetError(dataset, "an HTTP server cannot list a folder", public(url))
+    raise DatasetError(dataset, "an HTTP server cannot list a folder", public(url), fix="give the URL of a file")
 
 
 def described(url: str, response: requests.Response) -> Upstream:
@@ -84,13 +85,23 @@ def get(dataset: str, url: str, session: requests.Session, headers: dict, settin
         return session.get(url, headers={"Accept-Encoding": "identity", **headers}, stream=True)
     except RESUMABLE as e:
         raise DatasetError(
-            dataset, f"cannot reach server after {settings.retries + 1} attempts: {e}", public(url)
+            dataset,
+            f"cannot reach server after {settings.retries + 1} attempts: {reason(e)}",
+            public(url),
+            fix=SERVER_DOWN,
         ) from e
+
+
+def reason(e: Exception) -> str:
+    """What requests' long message comes down to: `[Errno 111] Connection refused`, `timed out`, ..."""
+    found = re.search(r"\[Errno -?\d+\] [^\"')]+|[Rr]ead timed out|timed out", str(e))
+    return found[0] if found else first_line(e)
 
 
 def failed(dataset: str, url: str, response: requests.Response) -> DatasetError:
     error = NotFound if response.status_code in (404, 410) else DatasetError
-    return error(dataset, f"HTTP {response.status_code} {response.reason or ''}".strip(), public(url))
+    status = f"HTTP {response.status_code} {response.reason or ''}".strip()
+    return error(dataset, status, public(url), fix=http_fix(response.status_code, url))
 
 
 def probe(dataset: str, url: str, settings: DownloadSettings, previous: Upstream | None) -> Upstream:
@@ -130,7 +141,9 @@ def download(
                 resume = {}
                 continue  # without a Range header this time: it cannot come back here
             if mismatched:
-                raise DatasetError(dataset, "the server sent part of the file unasked (HTTP 206)", public(url))
+                raise DatasetError(
+                    dataset, "the server sent part of the file unasked (HTTP 206)", public(url), fix=RERUN
+                )
             if response.status_code not in (200, 206):
                 raise failed(dataset, url, response)
             current = described(public(url), response)
@@ -145,7 +158,7 @@ def download(
             except (*RESUMABLE, IncompleteBody) as e:
                 if attempt == settings.retries:
                     raise DatasetError(
-                        dataset, f"download broke off {settings.retries + 1} times: {e}", public(url)
+                        dataset, f"download broke off {settings.retries + 1} times: {e}", public(url), fix=SERVER_DOWN
                     ) from e
                 time.sleep(min(60.0, settings.backoff_seconds * 2**attempt))
                 attempt += 1

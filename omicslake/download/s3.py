@@ -12,13 +12,9 @@ import json
 import os
 
 from omicslake.download import CHUNK, DownloadSettings, NotFound, Part
-from omicslake.errors import DatasetError, first_line
+from omicslake.errors import RERUN, DatasetError, first_line
+from omicslake.errors import S3_CREDENTIALS as CREDENTIALS
 from omicslake.manifest import Upstream
-
-CREDENTIALS = (
-    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or `anonymous: true` for a public bucket"
-)
-
 
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
@@ -65,10 +61,14 @@ def described(url: str, info: dict) -> Upstream:
 def failed(dataset: str, url: str, e: Exception) -> DatasetError:
     """One line for what S3 answered: no such bucket or key, access refused, or unreachable."""
     if isinstance(e, FileNotFoundError):
-        return NotFound(dataset, "no such bucket or key", url)
+        return NotFound(dataset, "no such bucket or key", url, fix="check the bucket and key (or prefix) in the config")
     if isinstance(e, PermissionError):
-        return DatasetError(dataset, f"access denied ({first_line(e)}): {CREDENTIALS}", url)
-    return DatasetError(dataset, f"S3 request failed: {type(e).__name__}: {first_line(e)}", url)
+        return DatasetError(dataset, f"access denied ({first_line(e)})", url, fix=CREDENTIALS)
+    cause = f"S3 request failed: {type(e).__name__}: {first_line(e)}"
+    if "connect" in cause.lower() or "timeout" in cause.lower():
+        fix = "check endpoint_url (or region) in the config and that the S3 service is up, then run again"
+        return DatasetError(dataset, cause, url, fix=fix)
+    return DatasetError(dataset, cause, url, fix=RERUN)
 
 
 def listing(dataset: str, url: str, settings: DownloadSettings) -> list[Upstream]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings
-from omicslake.errors import DatasetError, first_line
+from omicslake.errors import RERUN, SERVER_DOWN, DatasetError, first_line
 from omicslake.manifest import Upstream
 from omicslake.sources.base import Dataset, Plan
 
@@ -37,17 +37,23 @@ def datasets(block: dict) -> dict[str, dict]:
     for key in census["tiledb_config"] or {}:
         if SECRET.search(key):
             raise ConfigError(
-                f"config key sources.cellxgene.tiledb_config.{key}: a credential here would be stored with "
-                "every load; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment instead "
-                "(with vfs.s3.no_sign_request: 'false')"
+                f"config key sources.cellxgene.tiledb_config.{key}: a credential here would be stored with every load",
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment instead "
+                "(with vfs.s3.no_sign_request: 'false')",
             )
     queries = block.get("queries") or []
     out = {}
     for i, query in enumerate(queries):
         if query["name"] == CENSUS:
-            raise ConfigError(f"config key sources.cellxgene.queries[{i}].name: {CENSUS!r} is reserved (census tables)")
+            raise ConfigError(
+                f"config key sources.cellxgene.queries[{i}].name: {CENSUS!r} is reserved (census tables)",
+                "choose another name",
+            )
         if query["name"] in out:
-            raise ConfigError(f"config key sources.cellxgene.queries[{i}].name: {query['name']!r} is used twice")
+            raise ConfigError(
+                f"config key sources.cellxgene.queries[{i}].name: {query['name']!r} is used twice",
+                "give each query its own name",
+            )
         out[query["name"]] = {"kind": "query", **census, **query}
     if out:
         out[CENSUS] = {"kind": CENSUS, **census, "organisms": sorted({q["organism"] for q in queries})}
@@ -101,9 +107,9 @@ def plan_chunk(dataset: Dataset, entry: dict, chunk: dict, workdir: Path, settin
     if upstream.version != chunk["census_version"]:
         raise DatasetError(
             name,
-            f"the census changed from {chunk['census_version']} to {upstream.version} since the chunks were "
-            "planned; run again to plan them anew",
+            f"the census changed from {chunk['census_version']} to {upstream.version} since the chunks were planned",
             upstream.url,
+            fix="run again to plan them anew",
         )
     if entry["kind"] == CENSUS:
         return Plan(
@@ -153,7 +159,9 @@ def query_rows(dataset: str, entry: dict, chunk: dict):
                 yield labelled(table.select(columns))
             if cells != chunk["cells"]:
                 span, planned = f"{chunk['first']}-{chunk['last']}", chunk["cells"]
-                raise DatasetError(dataset, f"chunk of obs joinids {span}: {cells} cells read, {planned} planned")
+                raise DatasetError(
+                    dataset, f"chunk of obs joinids {span}: {cells} cells read, {planned} planned", fix=RERUN
+                )
             empty = pa.Table.from_batches([], exp.ms["RNA"].X[entry["x_layer"]].schema)
             for table in or_empty(query.X(entry["x_layer"]).tables() if chunk["cells"] else (), empty):
                 yield dlt.mark.with_table_name(table.rename_columns(["cell_joinid", "gene_joinid", "value"]), "x")
@@ -216,7 +224,11 @@ def open_census(dataset: str, where: dict):
         census = cellxgene_census.open_soma(**where)
     except Exception as e:
         place = where.get("uri") or f"release {where.get('census_version')}"
-        raise DatasetError(dataset, f"cannot open the census ({place}): {type(e).__name__}: {first_line(e)}") from None
+        raise DatasetError(
+            dataset,
+            f"cannot open the census ({place}): {type(e).__name__}: {first_line(e)}",
+            fix="check census_version / census_uri in the config, the network and S3 credentials; then run again",
+        ) from None
     with census:
         yield census
 
@@ -230,17 +242,23 @@ def experiment(dataset: str, census, entry: dict):
     """The organism's Experiment; its obs columns and X layer checked against the query."""
     organisms = list(census["census_data"].keys())
     if entry["organism"] not in organisms:
-        raise DatasetError(dataset, f"unknown organism {entry['organism']!r}; the census has {', '.join(organisms)}")
+        raise DatasetError(
+            dataset, f"unknown organism {entry['organism']!r}", fix=f"set organism to one of {', '.join(organisms)}"
+        )
     exp = census["census_data"][entry["organism"]]
     if entry["kind"] == CENSUS:
         return exp
     known = exp.obs.schema.names
     unknown = [c for c in entry["obs_columns"] if c not in known]
     if unknown:
-        raise DatasetError(dataset, f"unknown obs column {unknown[0]!r}; obs has {', '.join(known)}")
+        raise DatasetError(
+            dataset, f"unknown obs column {unknown[0]!r}", fix=f"choose obs_columns among {', '.join(known)}"
+        )
     layers = list(exp.ms["RNA"].X.keys())
     if entry["x_layer"] not in layers:
-        raise DatasetError(dataset, f"unknown X layer {entry['x_layer']!r}; the census has {', '.join(layers)}")
+        raise DatasetError(
+            dataset, f"unknown X layer {entry['x_layer']!r}", fix=f"set x_layer to one of {', '.join(layers)}"
+        )
     return exp
 
 
@@ -267,5 +285,8 @@ def checked(dataset: str, entry: dict, read):
                 dataset,
                 f"invalid filter (obs_value_filter {entry.get('obs_value_filter')!r}, "
                 f"var_value_filter {entry.get('var_value_filter')!r}): {first_line(e)}",
+                fix="correct the filter (TileDB-SOMA value filter syntax, e.g. tissue == 'lung')",
             ) from None
-        raise DatasetError(dataset, f"reading the census failed: {type(e).__name__}: {first_line(e)}") from None
+        raise DatasetError(
+            dataset, f"reading the census failed: {type(e).__name__}: {first_line(e)}", fix=SERVER_DOWN
+        ) from None

@@ -74,4 +74,4 @@ def file_tables(
                 columns.update(zip(batch.schema.names, batch.columns, strict=True))
                 yield table_name(key, tables), pa.table(columns)
         except DatasetError as e:
-            raise DatasetError(dataset, e.cause, where + key) from None
+            raise DatasetError(dataset, e.cause, where + key, fix=e.fix) from None

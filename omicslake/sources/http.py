@@ -23,10 +23,14 @@ def datasets(block: list[dict]) -> dict[str, dict]:
         if entry["name"] in seen:
             raise ConfigError(
                 f"config key sources.http[{i}].name: duplicate table name {entry['name']!r} "
-                f"(also sources.http[{seen[entry['name']]}].name); each becomes table http.{entry['name']}"
+                f"(also sources.http[{seen[entry['name']]}].name); each becomes table http.{entry['name']}",
+                "give each entry its own name",
             )
         if entry["name"] == "probe":
-            raise ConfigError(f"config key sources.http[{i}].name: 'probe' is reserved (the probe's own folder)")
+            raise ConfigError(
+                f"config key sources.http[{i}].name: 'probe' is reserved (the probe's own folder)",
+                "choose another name",
+            )
         check_url(f"sources.http[{i}].url", entry["url"])
         seen[entry["name"]] = i
     return {entry["name"]: entry for entry in block}
@@ -46,7 +50,12 @@ def plan(
     url = entry["url"]
     fmt = entry.get("format") or infer_format(url)
     if not fmt:
-        raise DatasetError(str(dataset), "cannot infer the format from the URL: set `format`", download.public(url))
+        raise DatasetError(
+            str(dataset),
+            "cannot infer the format from the URL",
+            download.public(url),
+            fix="set `format` in the entry (csv, tsv, parquet, jsonl, ...)",
+        )
     last = previous.upstream[0] if previous and previous.upstream else None
     fetched = download.fetch(str(dataset), url, workdir / "download", settings, entry.get("sha256"), last)
     if fetched.path is None:

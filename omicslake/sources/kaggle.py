@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings
-from omicslake.errors import DatasetError, first_line
+from omicslake.errors import CHECKSUM, SERVER_DOWN, DatasetError, first_line, http_fix
 from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
 from omicslake.sources.files import file_tables, junk, matches, tabular
@@ -41,10 +41,16 @@ def datasets(block: dict) -> dict[str, dict]:
     for i, entry in enumerate(block.get("datasets") or []):
         name = entry.get("name") or default_name(entry["ref"])
         if name in out:
-            raise ConfigError(f"config key sources.kaggle.datasets[{i}]: {name!r} is listed twice")
+            raise ConfigError(
+                f"config key sources.kaggle.datasets[{i}]: {name!r} is listed twice",
+                "list it once, or set another `name`",
+            )
         for pattern, table in (entry.get("tables") or {}).items():
             if table in RESERVED:
-                raise ConfigError(f"config key sources.kaggle.datasets[{i}].tables.{pattern}: {table!r} is reserved")
+                raise ConfigError(
+                    f"config key sources.kaggle.datasets[{i}].tables.{pattern}: {table!r} is reserved",
+                    "choose another table name",
+                )
         out[name] = {"api_endpoint": block.get("api_endpoint"), **entry}
     return out
 
@@ -67,7 +73,8 @@ def check_endpoint(url: str) -> None:
         local = False
     if parsed.scheme != "https" and not local:
         raise ConfigError(
-            f"config key sources.kaggle.api_endpoint: {url} would send your Kaggle credentials unencrypted; use https://"
+            f"config key sources.kaggle.api_endpoint: {url} would send your Kaggle credentials unencrypted",
+            "use https://",
         )
 
 
@@ -97,7 +104,7 @@ def plan(
     try:
         unpacked = unpack(name, archive, root)
     except DatasetError as e:  # named by the dataset version: the downloaded file is called `archive`
-        raise DatasetError(name, e.cause, where) from None
+        raise DatasetError(name, e.cause, where, fix=e.fix) from None
     keys = {f.relative_to(root).as_posix(): f for f in unpacked}
     chosen = {k: f for k, f in keys.items() if not junk(k) and matches(k, entry.get("files") or ["*"])}
     tables = entry.get("tables") or {}
@@ -147,7 +154,7 @@ def client(dataset: str, entry: dict, settings: DownloadSettings):
         if not token and not (user and key):
             user, key = kaggle_json()
         if not token and not (user and key):
-            raise DatasetError(dataset, f"no Kaggle credentials: {CREDENTIALS}")
+            raise DatasetError(dataset, "no Kaggle credentials", fix=CREDENTIALS)
         kaggle = KaggleClient(api_token=token, username=None if token else user, password=None if token else key)
         # kagglesdk takes its endpoint from KAGGLE_API_ENVIRONMENT (a process-wide choice among fixed hosts)
         # and sends without a timeout or retries: this client gets the configured endpoint and our session.
@@ -163,7 +170,7 @@ def client(dataset: str, entry: dict, settings: DownloadSettings):
     except DatasetError:
         raise
     except Exception as e:  # an unreadable token file, an unknown KAGGLE_API_ENVIRONMENT, ...
-        raise DatasetError(dataset, f"cannot set up the Kaggle client: {first_line(e)}") from None
+        raise DatasetError(dataset, f"cannot set up the Kaggle client: {first_line(e)}", fix=CREDENTIALS) from None
     return kaggle
 
 
@@ -187,6 +194,23 @@ def answer(e: Exception) -> str:
     return re.sub(r"\?[^\s)'\"]*", "", text)  # with or without a scheme: urllib3 shows paths only
 
 
+def kaggle_fix(e: Exception, entry: dict) -> str:
+    """What to do about a failed Kaggle call: by its HTTP status, else the server is unreachable."""
+    response = getattr(e, "response", None)
+    if response is None:
+        return "check the network (or sources.kaggle.api_endpoint) and that Kaggle is up, then run again"
+    if response.status_code == 401:
+        return f"the credentials were refused: {CREDENTIALS} (a current token from kaggle.com/settings)"
+    if response.status_code == 403:
+        return f"accept the dataset's terms on kaggle.com/datasets/{entry['ref']}, or check your credentials"
+    if response.status_code == 404:
+        return (
+            f"check the ref {entry['ref']!r} (owner/slug) and version in sources.kaggle.datasets: "
+            "a typo, or a private dataset?"
+        )
+    return http_fix(response.status_code, what="the dataset")
+
+
 def describe(dataset: str, entry: dict, settings: DownloadSettings) -> dict:
     """GetDataset: title, last update, current version, ..."""
     from kagglesdk.datasets.types.dataset_api_service import ApiGetDatasetRequest
@@ -198,7 +222,9 @@ def describe(dataset: str, entry: dict, settings: DownloadSettings) -> dict:
         try:
             meta = kaggle.datasets.dataset_api_client.get_dataset(request)
         except Exception as e:
-            raise DatasetError(dataset, f"Kaggle GetDataset {entry['ref']} failed: {answer(e)}") from None
+            raise DatasetError(
+                dataset, f"Kaggle GetDataset {entry['ref']} failed: {answer(e)}", fix=kaggle_fix(e, entry)
+            ) from None
     return {
         "title": meta.title,
         "last_updated": str(meta.last_updated) if meta.last_updated else None,
@@ -225,7 +251,9 @@ def download_archive(dataset: str, entry: dict, version: int, folder: Path, sett
             try:
                 response = kaggle.datasets.dataset_api_client.download_dataset(request)
             except Exception as e:
-                raise DatasetError(dataset, f"Kaggle DownloadDataset failed: {answer(e)}", where) from None
+                raise DatasetError(
+                    dataset, f"Kaggle DownloadDataset failed: {answer(e)}", where, fix=kaggle_fix(e, entry)
+                ) from None
             try:
                 with open(path, "wb") as out:
                     for block in response.iter_content(1 << 20):
@@ -234,10 +262,14 @@ def download_archive(dataset: str, entry: dict, version: int, folder: Path, sett
                 break
             except broken as e:
                 if attempt == settings.retries:
-                    raise DatasetError(dataset, f"the download broke off: {answer(e)}", where) from None
+                    raise DatasetError(
+                        dataset, f"the download broke off: {answer(e)}", where, fix=SERVER_DOWN
+                    ) from None
         time.sleep(settings.backoff_seconds * 2**attempt)
     expected = response.headers.get("x-goog-hash", "")
     md5 = dict(part.split("=", 1) for part in expected.split(",") if "=" in part).get("md5")
     if md5 and base64.b64decode(md5) != digest.digest():
-        raise DatasetError(dataset, f"checksum mismatch: the archive's md5 is not x-goog-hash {md5}", where)
+        raise DatasetError(
+            dataset, f"checksum mismatch: the archive's md5 is not x-goog-hash {md5}", where, fix=CHECKSUM
+        )
     return path

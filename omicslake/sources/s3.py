@@ -32,7 +32,10 @@ def datasets(block: list[dict]) -> dict[str, dict]:
     out = {}
     for i, entry in enumerate(block):
         if entry["name"] in out or entry["name"] == "probe":
-            raise ConfigError(f"config key sources.s3[{i}].name: {entry['name']!r} is listed twice or reserved")
+            raise ConfigError(
+                f"config key sources.s3[{i}].name: {entry['name']!r} is listed twice or reserved",
+                "choose another name",
+            )
         if entry.get("endpoint_url"):
             check_url(f"sources.s3[{i}].endpoint_url", entry["endpoint_url"])
         out[entry["name"]] = entry
@@ -51,7 +54,12 @@ def objects(dataset: Dataset, entry: dict, settings: DownloadSettings) -> list[U
     listed = download.listing(str(dataset), prefix, bucket(entry, settings))
     matched = [u for u in listed if matches(u.url.removeprefix(prefix), glob)]
     if not matched:
-        raise DatasetError(str(dataset), f"no object under the prefix matches {glob!r}", prefix)
+        raise DatasetError(
+            str(dataset),
+            f"no object under the prefix matches {glob!r}",
+            prefix,
+            fix="check bucket_url and file_glob in the config",
+        )
     return matched
 
 
@@ -104,10 +112,10 @@ def replaced(dataset: str, url: str) -> DatasetError:
     return DatasetError(
         dataset,
         "an object registered in place was replaced or deleted upstream: DuckLake reads a registered file "
-        "by its recorded size and row positions, so the table is wrong until the object is restored. "
-        "Register in place only objects that never change (new data under new keys), or set "
-        "`register_in_place: false` to stage copies",
+        "by its recorded size and row positions, so the table is wrong until the object is restored",
         url,
+        fix="restore the object; register in place only objects that never change (new data under new keys), "
+        "or set `register_in_place: false` to stage copies",
     )
 
 
@@ -116,7 +124,9 @@ def object_format(dataset: str, url: str) -> str:
 
     fmt = infer_format(url)
     if fmt not in ("parquet", "csv", "tsv"):
-        raise DatasetError(dataset, "not a Parquet, CSV or TSV object (set `format`, or narrow `file_glob`)", url)
+        raise DatasetError(
+            dataset, "not a Parquet, CSV or TSV object", url, fix="set `format`, or narrow `file_glob` in the config"
+        )
     return fmt
 
 
@@ -136,7 +146,12 @@ def described(dataset: str, obj: Upstream, table: str, settings: DownloadSetting
             tail = fs.cat_file(obj.url, start=max(0, obj.size - footer), end=obj.size)
         meta = pq.read_metadata(pa.BufferReader(tail))
     except pa.ArrowException as e:
-        raise DatasetError(dataset, f"not a readable Parquet file: {first_line(e)}", obj.url) from None
+        raise DatasetError(
+            dataset,
+            f"not a readable Parquet file: {first_line(e)}",
+            obj.url,
+            fix="replace the object, or narrow `file_glob` to skip it",
+        ) from None
     except Exception as e:
         raise failed(dataset, obj.url, e) from None
     schema = [{"name": f.name, "type": str(f.type)} for f in meta.schema.to_arrow_schema()]

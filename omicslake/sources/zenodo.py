@@ -42,10 +42,16 @@ def datasets(block: dict) -> dict[str, dict]:
     for i, record in enumerate(block.get("records") or []):
         name = record.get("name") or (f"record_{record['id']}" if record.get("id") else f"concept_{record['concept']}")
         if name in out:
-            raise ConfigError(f"config key sources.zenodo.records[{i}]: {name!r} is listed twice")
+            raise ConfigError(
+                f"config key sources.zenodo.records[{i}]: {name!r} is listed twice",
+                "list it once, or set another `name`",
+            )
         for pattern, table in (record.get("tables") or {}).items():
             if table in RESERVED:
-                raise ConfigError(f"config key sources.zenodo.records[{i}].tables.{pattern}: {table!r} is reserved")
+                raise ConfigError(
+                    f"config key sources.zenodo.records[{i}].tables.{pattern}: {table!r} is reserved",
+                    "choose another table name",
+                )
         out[name] = {"api_url": block["api_url"].rstrip("/"), **record}
     return out
 
@@ -106,7 +112,7 @@ def unpacked(dataset: str, fetched: dict) -> dict[str, tuple[str, Path]]:
             try:
                 members = unpack(dataset, got.path, folder)
             except DatasetError as e:  # named by its key: the downloaded file is called `content`
-                raise DatasetError(dataset, e.cause, key) from None
+                raise DatasetError(dataset, e.cause, key, fix=e.fix) from None
             out.update({f"{key}/{m.relative_to(folder).as_posix()}": (key, m) for m in members})
         else:
             out[key] = (key, got.path)
@@ -122,13 +128,20 @@ def fetch_record(dataset: str, entry: dict, settings: DownloadSettings) -> dict:
     with get(dataset, url, session(url, settings), {"Accept": "application/json"}, settings) as response:
         if response.status_code in (404, 410):
             what = f"record {entry['id']}" if entry.get("id") else f"concept {entry['concept']}"
-            raise NotFound(dataset, f"Zenodo has no {what} (HTTP {response.status_code})", url)
+            raise NotFound(
+                dataset,
+                f"Zenodo has no {what} (HTTP {response.status_code})",
+                url,
+                fix="check the id (or concept) in sources.zenodo.records: a typo, or a restricted record?",
+            )
         if response.status_code != 200:
             raise failed(dataset, url, response)
         try:
             return response.json()
         except ValueError as e:
-            raise DatasetError(dataset, f"the record is not JSON: {e}", url) from None
+            raise DatasetError(
+                dataset, f"the record is not JSON: {e}", url, fix="check api_url in the config"
+            ) from None
 
 
 def selected(record: dict, entry: dict) -> list[dict]:

@@ -30,9 +30,12 @@ def datasets(block: dict) -> dict[str, dict]:
     for kind, prefix in KINDS.items():
         for i, accession in enumerate(block.get(kind) or []):
             if not re.fullmatch(prefix + r"\d+", accession):
-                raise ConfigError(f"config key sources.geo.{kind}[{i}]: {accession!r} is not a {prefix} accession")
+                raise ConfigError(
+                    f"config key sources.geo.{kind}[{i}]: {accession!r} is not a {prefix} accession",
+                    "list GSE accessions under series, GDS under datasets, GPL under platforms",
+                )
             if accession in out:
-                raise ConfigError(f"config key sources.geo.{kind}[{i}]: {accession} is listed twice")
+                raise ConfigError(f"config key sources.geo.{kind}[{i}]: {accession} is listed twice", "list it once")
             out[accession] = {
                 "accession": accession,
                 "kind": kind,

@@ -22,11 +22,22 @@ def folder_url(base_url: str, accession: str, sub: str) -> str:
     return f"{base_url.rstrip('/')}/{top}/{prefix}{number[:-3]}nnn/{accession}/{sub}/"
 
 
-def named(dataset: str, url: str, name: str, settings: DownloadSettings) -> list[Upstream]:
+def unknown(accession: str) -> str:
+    """What to do when GEO has no such accession (or not the file a load reads)."""
+    return (
+        f"check that {accession} exists (https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc={accession}): "
+        "a typo, or not public yet? Else remove it from sources.geo"
+    )
+
+
+def named(dataset: str, url: str, name: str, accession: str, settings: DownloadSettings) -> list[Upstream]:
     """The file `name` of a folder; an error naming the folder when it has none."""
-    files = [f for f in listing(dataset, url, settings) if Path(f.url).name == name]
+    try:
+        files = [f for f in listing(dataset, url, settings) if Path(f.url).name == name]
+    except NotFound as e:
+        raise NotFound(dataset, e.cause, e.file, fix=unknown(accession)) from None
     if not files:
-        raise DatasetError(dataset, f"GEO has no {name} here", public(url))
+        raise DatasetError(dataset, f"GEO has no {name} here", public(url), fix=unknown(accession))
     return files
 
 
@@ -34,9 +45,13 @@ def remote_files(dataset: str, entry: dict, settings: DownloadSettings) -> tuple
     """(GEO files to parse, supplementary tables to load, supplementary files listed) of an accession."""
     base, accession, kind = entry["base_url"], entry["accession"], entry["kind"]
     if kind == "datasets":
-        return named(dataset, folder_url(base, accession, "soft"), f"{accession}.soft.gz", settings), [], []
+        return named(dataset, folder_url(base, accession, "soft"), f"{accession}.soft.gz", accession, settings), [], []
     if kind == "platforms":
-        return named(dataset, folder_url(base, accession, "annot"), f"{accession}.annot.gz", settings), [], []
+        return (
+            named(dataset, folder_url(base, accession, "annot"), f"{accession}.annot.gz", accession, settings),
+            [],
+            [],
+        )
     try:
         matrices = [
             f
@@ -46,7 +61,9 @@ def remote_files(dataset: str, entry: dict, settings: DownloadSettings) -> tuple
     except NotFound:
         matrices = []  # some series have only the family SOFT
     if not matrices:
-        matrices = named(dataset, folder_url(base, accession, "soft"), f"{accession}_family.soft.gz", settings)
+        matrices = named(
+            dataset, folder_url(base, accession, "soft"), f"{accession}_family.soft.gz", accession, settings
+        )
     listed = []
     if entry["supplementary"] != "none":
         try:

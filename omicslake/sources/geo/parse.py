@@ -62,7 +62,8 @@ def blame(dataset: str, url: str):
         cause = first_line(e)
         if "conversion error to double" in cause:
             cause += " (a value column holds text: only numeric GEO tables load into geo.expression)"
-        raise DatasetError(dataset, f"cannot parse GEO file: {cause}", Path(url).name) from e
+        fix = "the file is malformed upstream: remove the accession from sources.geo (or report the file to GEO)"
+        raise DatasetError(dataset, f"cannot parse GEO file: {cause}", Path(url).name, fix=fix) from e
 
 
 def table(name: str, rows: list[dict]) -> Iterator:
