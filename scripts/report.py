@@ -5,8 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the omicslake package beside rules/
 
-from omicslake import jobs
-from omicslake import report
+from omicslake import jobs, report
 
 jobs.run(
     snakemake.log[0],
