@@ -162,9 +162,13 @@ def snakemake(*args: str) -> int:
     command = [sys.executable, "-m", "snakemake", "--configfile", str(CONFIG), "--replace-workflow-config", *args]
     print("$ " + " ".join(["snakemake", *command[3:]]), flush=True)
     with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
-        for line in run.stdout:
-            if line.strip() and not CHATTER.search(line):
-                print(line, end="", flush=True)
+        try:
+            for line in run.stdout:
+                if line.strip() and not CHATTER.search(line):
+                    print(line, end="", flush=True)
+        except BaseException:  # Ctrl-C (snakemake got it too) or SIGTERM: snakemake stops its jobs
+            run.terminate()
+            raise
     return run.returncode
 
 
@@ -230,4 +234,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: snakemake got it too; the stand-ins have stopped (ExitStack)
+        print("\ninterrupted: the stand-ins are stopped; results/demo/ holds what ran", file=sys.stderr)
+        sys.exit(130)
