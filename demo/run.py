@@ -84,8 +84,14 @@ def start_servers(stack: contextlib.ExitStack) -> dict:
         except Exception as e:  # reported below, in the main thread
             s3["error"] = e
 
+    def stop_s3():
+        starting.join()  # S3Server gives up after 60 s
+        if "server" in s3:
+            s3["server"].stop()
+
     starting = threading.Thread(target=start_s3, daemon=True)
     starting.start()
+    stack.callback(stop_s3)  # also when what follows fails or is interrupted
 
     http = HTTPServer()
     stack.callback(http.stop)
@@ -106,7 +112,6 @@ def start_servers(stack: contextlib.ExitStack) -> dict:
     starting.join()
     if "error" in s3:
         raise s3["error"]
-    stack.callback(s3["server"].stop)
     for path in sorted((DEMO / "s3").rglob("*")):
         if path.is_file():
             s3["server"].put("private", path.relative_to(DEMO / "s3").as_posix(), path.read_bytes())
