@@ -72,6 +72,10 @@ def say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
+def echo(line: str) -> None:
+    print(line, end="", flush=True)
+
+
 def start_servers(stack: contextlib.ExitStack) -> dict:
     """Start every stand-in (S3 in the background while the census builds); return the endpoints."""
     from tests.servers import HTTPServer, KaggleServer, S3Server, Zenodo
@@ -164,14 +168,15 @@ CHATTER = re.compile(
 )
 
 
-def snakemake(*args: str) -> int:
+def snakemake(*args: str, show=print) -> int:
+    """Run snakemake on the demo config; `show` each line of its output but the chatter."""
     command = [sys.executable, "-m", "snakemake", "--configfile", str(CONFIG), "--replace-workflow-config", *args]
-    print("$ " + " ".join(["snakemake", *command[3:]]), flush=True)
+    show("$ " + " ".join(["snakemake", *command[3:]]) + "\n")
     with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
         try:
             for line in run.stdout:
                 if line.strip() and not CHATTER.search(line):
-                    print(line, end="", flush=True)
+                    show(line)
         except BaseException:  # Ctrl-C (snakemake got it too) or SIGTERM: snakemake stops its jobs
             run.terminate()
             raise
@@ -218,8 +223,13 @@ def main() -> int:
         os.environ.update(env)
         write_config(endpoints)
         say(f"the workflow on every source ({CONFIG}); {DELIBERATE} fails on purpose")
-        returncode = snakemake("--cores", "2", "--keep-going", "--quiet", "rules")
+        returncode = snakemake("--cores", "2", "--keep-going", "--quiet", "rules", show=echo)
     # the lake needs none of the stand-ins: every table read below is registered Parquet on disk
+    report: dict = {"lines": []}  # written meanwhile, on the other core; shown after the query
+    writing = threading.Thread(
+        target=lambda: report.update(code=snakemake("--report", str(REPORT), show=report["lines"].append))
+    )
+    writing.start()
     say("omicslake status")
     print(omicslake("status"), end="")
     problems = check(returncode)
@@ -229,7 +239,9 @@ def main() -> int:
     except Exception as e:
         problems.append(f"the query failed: {e}")
     say("the run report")
-    if snakemake("--report", str(REPORT)) != 0:
+    writing.join()
+    print("".join(report["lines"]), end="")
+    if report.get("code") != 0:
         problems.append("snakemake --report failed")
     print(f"report: {REPO / REPORT}")
     if problems:

@@ -55,11 +55,13 @@ def test_demo_runs_every_source_offline_and_shows_its_deliberate_failure(tmp_pat
 
 @pytest.mark.slow
 def test_demo_config_runs_offline(tmp_path):
-    """The HTTP tables of config/demo.yaml (no stand-in needed): a lake that lost a table, or was
+    """The sample tables of demo/data (no stand-in needed): a lake that lost a table, or was
     wiped by hand, gets it back on the next run."""
     shutil.copytree(DEMO, tmp_path / "demo" / "data")
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    http = [entry for entry in config["sources"]["http"] if entry["name"] != "broken_on_purpose"]
+    gene_info = next(entry for entry in config["sources"]["http"] if entry["name"] == "gene_info")
+    http = [gene_info] + [{"name": name, "url": f"file:demo/data/{name}.{ext}"}
+                          for name, ext in (("samples", "csv"), ("expression", "jsonl"))]  # fmt: skip
     config = {**config, "sources": {"http": http}}
     result = run_snakemake(tmp_path, config)
     assert result.returncode == 0, result.stderr[-3000:]
