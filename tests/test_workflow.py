@@ -6,10 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from omicslake.catalog import connect, open_lake
-from tests.conftest import REPO, Lake, run_snakemake, started_jobs
+from tests.conftest import REPO, Lake, demo_http_config, run_snakemake, started_jobs
 
 DEMO = REPO / "demo" / "data"
 
@@ -58,11 +57,7 @@ def test_demo_config_runs_offline(tmp_path):
     """The sample tables of demo/data (no stand-in needed): a lake that lost a table, or was
     wiped by hand, gets it back on the next run."""
     shutil.copytree(DEMO, tmp_path / "demo" / "data")
-    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    gene_info = next(entry for entry in config["sources"]["http"] if entry["name"] == "gene_info")
-    http = [gene_info] + [{"name": name, "url": f"file:demo/data/{name}.{ext}"}
-                          for name, ext in (("samples", "csv"), ("expression", "jsonl"))]  # fmt: skip
-    config = {**config, "sources": {"http": http}}
+    config = demo_http_config()
     result = run_snakemake(tmp_path, config)
     assert result.returncode == 0, result.stderr[-3000:]
     con = connect()
