@@ -21,9 +21,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import dlt
-from dlt.destinations import filesystem
-
 from omicslake import faults, workflow_version
 from omicslake.errors import RESTAGE, DatasetError, causes, first_line, root_dataset_error
 from omicslake.manifest import Manifest, Upstream, describe_file
@@ -56,6 +53,9 @@ def stage(
     its table (registration creates the table and adds no file). No rows at all is an error unless
     `empty_ok` (a query that matched nothing) or the load keeps files of the last one.
     """
+    import dlt  # here, not above: registration and probes import this module and never need dlt (2 s)
+    from dlt.destinations import filesystem
+
     source, partitions = plan.source, plan.partitions
     schema = dataset.split(".")[0]
     bucket = workdir / "parquet"
@@ -151,6 +151,7 @@ def lake_destination(lake: dict, partitions: dict[str, dict[str, str]]):
     DuckLake's folder for it (partitioned ones in `<column>=<value>/` below). dlt's own tables
     (`_dlt_loads`, `_dlt_pipeline_state`, `_dlt_version`) land beside them in the schema folder."""
     from dlt.common.configuration.specs import AwsCredentials
+    from dlt.destinations import filesystem
 
     options = lake.get("s3") or {}
     credentials = AwsCredentials(

@@ -177,6 +177,8 @@ def staging_leftovers(name: str, folder: Path) -> list[Leftover]:
         return []
     for path in folder.rglob("*"):
         relative = path.relative_to(folder)
+        if relative.parts[0] == "chunk" and len(relative.parts) > 2:  # a chunk's folder holds the same
+            relative = Path(*relative.parts[2:])
         if not path.is_file() or relative.parts[0] == OUTCOMES or str(relative) in BOOKKEEPING:
             continue
         if relative.parts[0] == ".dlt":

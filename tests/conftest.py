@@ -173,6 +173,17 @@ def workflow_config(workdir: Path, sources: dict, **download) -> dict:
     }
 
 
+def demo_http_config() -> dict:
+    """config/demo.yaml's lake, staging and logs with only the sample tables of demo/data (gene_info,
+    samples, expression): nothing to start, nothing failing on purpose (the demo's other sources
+    need demo/run.py's stand-ins)."""
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    gene_info = next(entry for entry in config["sources"]["http"] if entry["name"] == "gene_info")
+    samples = {"name": "samples", "url": "file:demo/data/samples.csv"}
+    expression = {"name": "expression", "url": "file:demo/data/expression.jsonl"}
+    return {**config, "sources": {"http": [gene_info, samples, expression]}}
+
+
 def probe_report(workdir: Path, source: str) -> dict:
     """What the last probe of `source` said of each dataset."""
     reports = sorted((workdir / "staging" / source / "probe").glob("*.json"), key=lambda p: p.stat().st_mtime)

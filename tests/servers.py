@@ -173,6 +173,54 @@ def send(
     return status
 
 
+class Zenodo:
+    """Records published on a test HTTP server as Zenodo's API shows them."""
+
+    def __init__(self, server):
+        self.server = server
+
+    @property
+    def api(self) -> str:
+        return self.server.url("/api")
+
+    def publish(self, record_id: int, files: dict[str, bytes], concept: int | None = None, version: str = "v1",
+                checksums: dict[str, str] | None = None, title: str = "Bulk RNA-seq of lung and liver",
+                **resource) -> dict:  # fmt: skip
+        entries = []
+        for key, body in files.items():
+            content = self.server.add(f"/api/records/{record_id}/files/{key}/content", body)
+            checksum = (checksums or {}).get(key, "md5:" + hashlib.md5(body).hexdigest())
+            entries.append(
+                {
+                    "key": key,
+                    "size": len(body),
+                    "checksum": checksum,
+                    "links": {"self": content.removesuffix("/content"), "content": content},
+                }
+            )
+        record = {
+            "id": record_id,
+            "conceptrecid": str(concept or record_id - 1),
+            "doi": f"10.5281/zenodo.{record_id}",
+            "conceptdoi": f"10.5281/zenodo.{concept or record_id - 1}",
+            "created": "2025-03-01T10:00:00.000000+00:00",
+            "modified": f"2025-03-0{record_id % 9 + 1}T10:00:00.000000+00:00",
+            "metadata": {
+                "title": title,
+                "version": version,
+                "publication_date": "2025-03-01",
+                "creators": [{"person_or_org": {"name": "Doe, Jane"}}],
+                "license": {"id": "cc-by-4.0"},
+            },
+            "files": entries,
+            "links": {"self": self.server.url(f"/api/records/{record_id}")},
+        }
+        self.server.add(f"/api/records/{record_id}", json.dumps(record).encode(), **resource)
+        if concept:
+            self.server.add(f"/api/records/{concept}/versions/latest", json.dumps(record).encode())
+        return record
+
+
 class FTPServer:
     """pyftpdlib serving `root` on 127.0.0.1 (anonymously, or to `login` only), with fault injection.
 
@@ -381,8 +429,9 @@ class S3Server:
         self.port = ports[3]
         weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
         command = [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
-                   "-webdav=false", "-master.telemetry=false", f"-s3.config={root / 's3.json'}"]  # fmt: skip
-        command += [f"-{name}={port}" for name, port in zip(names, ports, strict=True)]
+                   "-webdav=false", "-master.telemetry=false", f"-s3.config={root / 's3.json'}",
+                   "-s3.port.lance=0"]  # fmt: skip
+        command += [f"-{name}={port}" for name, port in zip(names, ports, strict=True)]  # Lance off: its port is fixed
         self.log = open(root / "weed.log", "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
         deadline = time.monotonic() + 60

@@ -5,63 +5,16 @@ bodies at `/api/records/{id}/files/{key}/content`."""
 
 import gzip
 import hashlib
-import json
 
 import pytest
 
 from omicslake.errors import DatasetError
 from omicslake.sources import zenodo
+from tests.servers import Zenodo
 
 COUNTS = gzip.compress(b"gene,sample_a,sample_b\nTP53,5,7\nBRCA1,0,3\nMYC,12,9\n")
 SAMPLES = b"sample\ttissue\nsample_a\tlung\nsample_b\tliver\n"
 PAPER = b"%PDF-1.7\n% not a table\n"
-
-
-class Zenodo:
-    """Records published on a test HTTP server as Zenodo's API shows them."""
-
-    def __init__(self, server):
-        self.server = server
-
-    @property
-    def api(self) -> str:
-        return self.server.url("/api")
-
-    def publish(self, record_id: int, files: dict[str, bytes], concept: int | None = None, version: str = "v1",
-                checksums: dict[str, str] | None = None, **resource) -> dict:  # fmt: skip
-        entries = []
-        for key, body in files.items():
-            content = self.server.add(f"/api/records/{record_id}/files/{key}/content", body)
-            checksum = (checksums or {}).get(key, "md5:" + hashlib.md5(body).hexdigest())
-            entries.append(
-                {
-                    "key": key,
-                    "size": len(body),
-                    "checksum": checksum,
-                    "links": {"self": content.removesuffix("/content"), "content": content},
-                }
-            )
-        record = {
-            "id": record_id,
-            "conceptrecid": str(concept or record_id - 1),
-            "doi": f"10.5281/zenodo.{record_id}",
-            "conceptdoi": f"10.5281/zenodo.{concept or record_id - 1}",
-            "created": "2025-03-01T10:00:00.000000+00:00",
-            "modified": f"2025-03-0{record_id % 9 + 1}T10:00:00.000000+00:00",
-            "metadata": {
-                "title": "Bulk RNA-seq of lung and liver",
-                "version": version,
-                "publication_date": "2025-03-01",
-                "creators": [{"person_or_org": {"name": "Doe, Jane"}}],
-                "license": {"id": "cc-by-4.0"},
-            },
-            "files": entries,
-            "links": {"self": self.server.url(f"/api/records/{record_id}")},
-        }
-        self.server.add(f"/api/records/{record_id}", json.dumps(record).encode(), **resource)
-        if concept:
-            self.server.add(f"/api/records/{concept}/versions/latest", json.dumps(record).encode())
-        return record
 
 
 @pytest.fixture

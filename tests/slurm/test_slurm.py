@@ -14,9 +14,8 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import yaml
 
-from tests.conftest import REPO, Lake, run_snakemake, workflow_config
+from tests.conftest import REPO, Lake, demo_http_config, run_snakemake, workflow_config
 from tests.servers import HTTPServer
 from tests.slurm.cluster import SlurmCluster, available
 
@@ -98,7 +97,7 @@ def slurm_run(workdir, config, cluster, *extra):
 
 def test_workflow_runs_its_ingest_jobs_on_slurm(tmp_path, cluster):
     shutil.copytree(REPO / "demo" / "data", tmp_path / "demo" / "data")
-    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config = demo_http_config()
     result = slurm_run(tmp_path, config, cluster)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = run_jobs(cluster, result)
