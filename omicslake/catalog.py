@@ -163,7 +163,7 @@ def open_lake(
             if read_only and not Path(catalog).exists():
                 raise NoLake(f"no lake catalog at {catalog}", fix="run the workflow first (or correct lake.catalog)")
             Path(catalog).parent.mkdir(parents=True, exist_ok=True)
-            lock_file(stack, f"{catalog}.lock", read_only)
+            lock_file(stack, f"{catalog}.lock", read_only, wait_seconds)
         elif not read_only:
             writer_lock(stack, catalog, wait_seconds)
         remote = s3 or "://" in data_path  # DuckLake needs httpfs to attach a data path on S3 or https
@@ -231,12 +231,27 @@ def postgres_fix(message: str) -> str:
     return "check lake.catalog and that PostgreSQL is reachable, with the password in PGPASSWORD or ~/.pgpass"
 
 
-def lock_file(stack: contextlib.ExitStack, path: str, shared: bool) -> None:
-    """Take the lock beside the catalog; readers without write access, and filesystems without
-    flock (some Lustre mounts), go without it and rely on DuckDB's own lock."""
+def lock_file(stack: contextlib.ExitStack, path: str, shared: bool, wait_seconds: float | None = None) -> None:
+    """Take the lock beside the catalog (a reader waits `wait_seconds` at most, a writer as long
+    as it takes); readers without write access, and filesystems without flock (some Lustre
+    mounts), go without it and rely on DuckDB's own lock."""
     try:
         lock = stack.enter_context(open(path, "a"))  # noqa: SIM115 (closed by the stack)
-        fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        if not shared or wait_seconds is None:
+            fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            return
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OmicslakeError(
+                        f"the lake catalog {path.removesuffix('.lock')} is busy: a registration is running",
+                        "wait for it to finish, then ask again",
+                    ) from None
+                time.sleep(0.2)
     except PermissionError:
         if not shared:
             raise

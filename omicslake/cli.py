@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from omicslake import jobs
 from omicslake.catalog import open_lake, setup_sql
 from omicslake.errors import OmicslakeError, first_line
 
+DEFAULT_CONFIG = "config/config.yaml"
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
 
@@ -62,28 +64,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def command(argv: list[str] | None) -> int:
-    parser = argparse.ArgumentParser(prog="omicslake", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--configfile", "--config", dest="configfile", default="config/config.yaml",
-        help="the workflow config, as given to snakemake (default: %(default)s)",
+    # --configfile before or after the command, as snakemake users type it
+    configured = argparse.ArgumentParser(add_help=False)
+    configured.add_argument(
+        "--configfile", "--config", dest="configfile", default=argparse.SUPPRESS,
+        help=f"the workflow config, as given to snakemake (default: {DEFAULT_CONFIG})",
     )  # fmt: skip
+    parser = argparse.ArgumentParser(prog="omicslake", description=__doc__.split("\n")[0], parents=[configured])
     commands = parser.add_subparsers(dest="command", required=True)
-    shown = commands.add_parser("status", help="tables, latest snapshots, failed datasets and staging leftovers")
+    add = functools.partial(commands.add_parser, parents=[configured])
+    shown = add("status", help="tables, latest snapshots, failed datasets and staging leftovers")
     shown.add_argument("--json", action="store_true", help="the status as JSON")
-    query = commands.add_parser("query", help="run SQL against the lake (read-only)")
+    query = add("query", help="run SQL against the lake (read-only)")
     query.add_argument("sql")
     query.add_argument("--max-rows", type=int, default=40)
-    commands.add_parser("attach", help="print the SQL that attaches this lake in any DuckDB client")
-    checked = commands.add_parser("verify", help="check every registered file against the catalog (exit 1 if not)")
+    add("attach", help="print the SQL that attaches this lake in any DuckDB client")
+    checked = add("verify", help="check every registered file against the catalog (exit 1 if not)")
     checked.add_argument("--json", action="store_true", help="the report as JSON")
-    published = commands.add_parser("publish", help="write a frozen, read-only copy of the lake into DEST")
+    published = add("publish", help="write a frozen, read-only copy of the lake into DEST")
     published.add_argument("dest", help="folder for omicslake.ducklake and data/")
     published.add_argument("--data-url", help="the data path readers use (https:// or s3://); nothing is copied")
     for command, text in (("ingest", "fetch and stage one dataset"), ("register", "register one staged dataset")):
-        commands.add_parser(command, help=text).add_argument("dataset", help="<source>.<name>, as in the config")
+        add(command, help=text).add_argument("dataset", help="<source>.<name>, as in the config")
     args = parser.parse_args(argv)
 
-    config = load_config(args.configfile)
+    config = load_config(getattr(args, "configfile", DEFAULT_CONFIG))
     catalog, data_path = config["lake"]["catalog"], config["lake"]["data_path"]
     if args.command == "status":
         from omicslake.status import collect, render

@@ -7,6 +7,8 @@ Snakefile builds the DAG from this without importing dlt or pyarrow.
 
 from __future__ import annotations
 
+import re
+
 from omicslake.errors import OmicslakeError, first_line
 
 
@@ -47,12 +49,20 @@ TYPES = {
 }
 
 
+def masked(text: str) -> str:
+    """A config value as an error may show it: no password (`user:…@`, `password=…`), no query string."""
+    text = re.sub(r"(//[^/@\s:]*):[^@/\s]*@", r"\1:***@", text)
+    text = re.sub(r"(password\s*=\s*)[^\s'\"]+", r"\1***", text, flags=re.I)
+    return re.sub(r"\?[^'\"\s]*", "?…", text)
+
+
 def schema_violation(error) -> tuple[str, str]:
     """(message, fix) of a jsonschema ValidationError."""
     import difflib
 
     key, kind, expected, value = key_name(error.absolute_path), error.validator, error.validator_value, error.instance
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."  # one line, however big the value
+    shown = masked(repr(value))
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."  # one line, however big the value
     described = (error.schema.get("description") or "").split(". ")[0].rstrip(".")
     if kind == "additionalProperties" and isinstance(value, dict):
         known = list(error.schema.get("properties") or {})

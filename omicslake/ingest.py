@@ -14,6 +14,7 @@ from pathlib import Path
 from omicslake import faults, staging
 from omicslake.download import DownloadSettings
 from omicslake.errors import DatasetError
+from omicslake.jobs import forget_chunks
 from omicslake.manifest import Manifest, Receipt, fingerprint, write_json
 from omicslake.sources import SOURCES
 from omicslake.sources.base import Dataset
@@ -79,6 +80,7 @@ def plan_chunks(source: str, name: str, cfg: dict, chunks_path: str | Path, sett
     for stale in folder.glob("chunk/*"):  # of an earlier plan with more chunks
         if not stale.name.isdigit() or int(stale.name) >= len(chunks):
             shutil.rmtree(stale)
+    forget_chunks(folder)  # the last plan's chunk outcomes: this plan's chunks record their own
     write_json(chunks_path, {"dataset": str(dataset), "config": cfg, "chunks": chunks})
     log.info("%s: %d chunks", dataset, len(chunks))
     return chunks

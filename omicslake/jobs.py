@@ -9,7 +9,9 @@ import errno
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,20 +22,30 @@ from omicslake.manifest import utc_now, write_json
 OUTCOMES = "outcome"  # <staging>/<source>/<name>/outcome/<step>.json: the last job of each step
 
 
+UNFINISHED = "did not finish: still running, or killed (time limit, out of memory, node failure): see its log"
+
+
 @dataclasses.dataclass
 class Outcome:
-    """How the last job of one step (ingest, register, a chunk) of a dataset ended."""
+    """How the last job of one step (a chunk, ingest, register) of a dataset ended. Written when
+    the job starts (ok None) and again when it ends: a job killed outright stays unfinished."""
 
     step: str
-    ok: bool
+    ok: bool | None  # None: started, not finished
     started_at: str
-    seconds: float
+    seconds: float | None = None
     cause: str | None = None  # the one line the job printed
     log: str | None = None
+    slurm_job: str | None = None
 
     @staticmethod
     def path(folder: Path, step: str) -> Path:
         return Path(folder, OUTCOMES, f"{step}.json")
+
+    @staticmethod
+    def stage(step: str) -> int:
+        """Chunks (and their plan) come before a dataset's ingest, which comes before register."""
+        return 3 if step == "register" else 1 if step.startswith("chunks_") or "_chunk_" in step else 2
 
     @classmethod
     def read_all(cls, folder: Path) -> list[Outcome]:
@@ -43,6 +55,22 @@ class Outcome:
             with contextlib.suppress(OSError, ValueError, TypeError):
                 found.append(cls(**json.loads(path.read_text())))
         return sorted(found, key=lambda o: o.started_at)
+
+    def write(self, folder: Path) -> None:
+        write_json(self.path(folder, self.step), dataclasses.asdict(self))
+
+
+def forget(folder: Path, below: int) -> None:
+    """A step succeeded: the failures of the steps before it (stage below `below`) are moot."""
+    for outcome in Outcome.read_all(folder):
+        if not outcome.ok and Outcome.stage(outcome.step) < below:
+            Outcome.path(folder, outcome.step).unlink(missing_ok=True)
+
+
+def forget_chunks(folder: Path) -> None:
+    """A new chunk plan: the outcomes of the previous plan's chunks go with their chunks."""
+    for path in Path(folder, OUTCOMES).glob("*_chunk_*.json"):
+        path.unlink(missing_ok=True)
 
 
 def outcome_of(smk) -> tuple[Path, str]:
@@ -57,11 +85,21 @@ def run(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] |
     `outcome` (dataset folder, step): record how it ended, for `omicslake status`."""
     started, clock = utc_now(), time.monotonic()
 
-    def record(cause: str | None) -> None:
+    def record(ok: bool | None, cause: str | None = None) -> None:
         if outcome:
             folder, step = outcome
-            ended = Outcome(step, cause is None, started, round(time.monotonic() - clock, 3), cause, log_file)
-            write_json(Outcome.path(folder, step), dataclasses.asdict(ended))
+            seconds = None if ok is None else round(time.monotonic() - clock, 3)
+            Outcome(step, ok, started, seconds, cause, log_file, os.environ.get("SLURM_JOB_ID")).write(folder)
+            if ok:  # the dataset got past the failures of its earlier steps
+                forget(folder, Outcome.stage(step))
+
+    def terminated(signum, frame):  # SLURM's time limit, scancel: SIGTERM, then SIGKILL
+        record(False, "killed by SIGTERM (a SLURM time limit, or scancel): see its log")
+        os._exit(128 + signum)
+
+    record(None)
+    if outcome and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminated)
 
     with contextlib.ExitStack() as stack:
         if log_file:
@@ -75,13 +113,13 @@ def run(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] |
             result = func(*args, **kwargs)
         except (OmicslakeError, OSError) as e:
             if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
-                record(f"{type(e).__name__}: {first_line(e)}")
+                record(False, f"{type(e).__name__}: {first_line(e)}")
                 raise
             if isinstance(e, OSError):  # wherever it struck: one line, the job's inputs are kept for the rerun
                 where = e.filename or "writing"
                 e = OmicslakeError(f"{e.strerror} ({where})", "free space on the staging or lake disk, then rerun")
             with contextlib.suppress(OSError):  # a full disk may refuse the record too
-                record(first_line(e))
+                record(False, one_line(e))
             logging.getLogger("omicslake").error("%s", e)
             print(f"omicslake: {e}", file=sys.__stderr__)
             logging.shutdown()
@@ -91,7 +129,14 @@ def run(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] |
             # in interpreter shutdown; the error is reported, nothing is left to clean up.
             os._exit(1)
         except Exception as e:  # a bug or a library's own error: the traceback follows in the log
-            record(f"unexpected {type(e).__name__}: {first_line(e)} (see the log)")
+            record(False, f"unexpected {type(e).__name__}: {first_line(e)} (see the log)")
             raise
-        record(None)
+        record(True)
         return result
+
+
+def one_line(e: BaseException) -> str:
+    """An error's cause and fix on one line (a cause may run to several)."""
+    fix = getattr(e, "fix", None)
+    cause = first_line(OmicslakeError(e.message)) if isinstance(e, OmicslakeError) else first_line(e)
+    return f"{cause}; fix: {first_line(OmicslakeError(fix))}" if fix else cause

@@ -26,11 +26,10 @@ import pyarrow as pa
 from omicslake import faults, staging
 from omicslake.catalog import ALIAS, META, file_size, normalise, open_lake, table_columns
 from omicslake.errors import RERUN, DatasetError, OmicslakeError, first_line
-from omicslake.manifest import Manifest, Receipt, StagedFile, check_file, utc_now
+from omicslake.manifest import JOURNAL, Manifest, Receipt, StagedFile, check_file, utc_now
 from omicslake.sources.s3 import replaced
 
 log = logging.getLogger("omicslake")
-JOURNAL = "moving.json"
 
 PROVENANCE = f"""
 BEGIN;

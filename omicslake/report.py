@@ -1,44 +1,54 @@
 """The run report's pages (`snakemake --report`): an ingest summary table and two plots.
 
-Per dataset: what this run did to it (new / replaced / unchanged / failed, from this run's probe
-reports and job outcomes), rows, files, bytes, job time, upstream version and date, snapshot.
+Per dataset: what this run did to it (new / replaced / unchanged / failed / not run, from the
+lake's loads, the job outcomes and this run's probe reports), rows, files, bytes, job time,
+upstream version and date, snapshot.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from datetime import datetime
 from pathlib import Path
 
 from omicslake.progress import size
 from omicslake.status import Dataset, Status, collect
 
-CHANGES = {"new": "new", "changed": "replaced", "unchanged": "unchanged", "failed": "failed"}
-COLOURS = {"new": "#1b9e77", "replaced": "#7570b3", "unchanged": "#888888", "failed": "#d95f02"}
+COLOURS = {"new": "#1b9e77", "replaced": "#7570b3", "unchanged": "#888888", "failed": "#d95f02", "not run": "#e6ab02"}
 
 
-def changes(status: Status, probe_reports: list[str]) -> dict[str, str]:
-    """{dataset: new | replaced | unchanged | failed} for this run: what its probe saw, unless
-    its newest job failed; a changed dataset whose only load is this one is new."""
-    loads = {d.dataset: d.loads for d in status.datasets}
-    found = {}
+def changes(status: Status, probe_reports: list[str], since: str) -> dict[str, str]:
+    """{dataset: what the run that started at `since` did to it}: failed (its jobs have not
+    succeeded since a failure), new or replaced (a load registered since), not run (upstream
+    changed, but no job ran: the run stopped first), else unchanged (also a changed upstream
+    whose bytes were the same: no new load)."""
+    probed = {}
     for path in probe_reports:
         with open(path) as f:
             report = json.load(f)
-        for name, outcome in report["datasets"].items():
-            dataset = f"{report['source']}.{name}"
-            found[dataset] = CHANGES[outcome.split(":")[0]]
-            if found[dataset] == "replaced" and loads.get(dataset, 0) <= 1:
-                found[dataset] = "new"
-    for dataset in status.failed:
-        found[dataset.dataset] = "failed"
+        probed.update({f"{report['source']}.{name}": word for name, word in report["datasets"].items()})
+    start = datetime.fromisoformat(since)
+    after = lambda stamp: stamp is not None and datetime.fromisoformat(stamp) >= start  # noqa: E731
+    found = {}
+    for d in status.datasets:
+        if d.state in ("failed", "unfinished"):
+            found[d.dataset] = "failed"
+        elif after(d.registered_at):
+            found[d.dataset] = "new" if d.loads == 1 else "replaced"
+        elif probed.get(d.dataset, "unchanged") != "unchanged" and not after(d.last_job_at):
+            found[d.dataset] = "not run"
+        elif d.dataset in probed:
+            found[d.dataset] = "unchanged"
     return found
 
 
-def write(config: dict, probe_reports: list[str], summary: str, datasets_plot: str, growth_plot: str) -> Status:
-    """Write the summary page and the two plots of the lake as it is after this run."""
+def write(
+    config: dict, probe_reports: list[str], since: str, summary: str, datasets_plot: str, growth_plot: str
+) -> Status:
+    """Write the summary page and the two plots of the lake after the run that started at `since`."""
     status = collect(config, snapshots=1_000_000)
-    change = changes(status, probe_reports)
+    change = changes(status, probe_reports, since)
     Path(summary).parent.mkdir(parents=True, exist_ok=True)
     Path(summary).write_text(summary_page(status, change))
     plot_datasets(status.datasets, change, datasets_plot)
@@ -107,7 +117,7 @@ def scaled(values: list[int]) -> tuple[list[float], str]:
 def plot_datasets(datasets: list[Dataset], change: dict[str, str], path: str) -> None:
     """Rows and bytes per dataset, coloured by what this run did to it."""
     plt = pyplot()
-    shown = [d for d in datasets if d.rows is not None or d.state == "failed"] or datasets
+    shown = [d for d in datasets if d.rows is not None or change.get(d.dataset) == "failed"] or datasets
     labels = [d.dataset for d in shown]
     colours = [COLOURS.get(change.get(d.dataset, ""), "#bbbbbb") for d in shown]
     figure, (rows, sizes) = plt.subplots(1, 2, figsize=(11, 1.2 + 0.35 * max(len(shown), 1)), sharey=True)

@@ -16,7 +16,8 @@ from pathlib import Path
 from omicslake import config as cfg
 from omicslake.catalog import ALIAS, META, open_lake, table_columns
 from omicslake.errors import OmicslakeError
-from omicslake.jobs import OUTCOMES, Outcome
+from omicslake.jobs import OUTCOMES, UNFINISHED, Outcome
+from omicslake.manifest import JOURNAL
 from omicslake.progress import size
 
 BOOKKEEPING = {"stamp.json", "manifest.json", "receipt.json", "chunks.json"}
@@ -42,7 +43,7 @@ class Snapshot:
 @dataclasses.dataclass
 class Dataset:
     dataset: str
-    state: str  # "registered" | "failed" | "staged" (not registered yet) | "not loaded"
+    state: str  # "registered" | "staged" (not registered yet) | "not loaded" | "failed" | "unfinished" (killed?)
     loads: int = 0  # registered over time (a replaced load counts)
     rows: int | None = None
     files: int | None = None
@@ -52,6 +53,7 @@ class Dataset:
     upstream_version: str | None = None
     upstream_date: str | None = None  # the newest of its upstream files
     seconds: float | None = None  # its last ingest and registration jobs
+    last_job_at: str | None = None
     failed_step: str | None = None
     cause: str | None = None
     failed_at: str | None = None
@@ -77,7 +79,7 @@ class Status:
 
     @property
     def failed(self) -> list[Dataset]:
-        return [d for d in self.datasets if d.state == "failed"]
+        return [d for d in self.datasets if d.state in ("failed", "unfinished")]
 
 
 def collect(config: dict, snapshots: int = 10) -> Status:
@@ -85,7 +87,8 @@ def collect(config: dict, snapshots: int = 10) -> Status:
     lake = config["lake"]
     tables, history, loads, lake_error = [], [], {}, None
     try:
-        with open_lake(lake["catalog"], lake["data_path"], read_only=True, s3=cfg.s3_locations(config)) as con:
+        s3 = cfg.s3_locations(config)
+        with open_lake(lake["catalog"], lake["data_path"], read_only=True, wait_seconds=10, s3=s3) as con:
             tables = lake_tables(con)
             if table_columns(con, "omicslake", "loads") is not None:
                 loads, history = current_loads(con), lake_history(con)
@@ -100,17 +103,25 @@ def collect(config: dict, snapshots: int = 10) -> Status:
 
 
 def lake_tables(con) -> list[Table]:
-    """Every table of the lake with its rows, data files and bytes (from the catalog, no scan)."""
-    rows = con.execute(
-        f"""SELECT s.schema_name || '.' || t.table_name, coalesce(sum(f.record_count), 0), count(f.data_file_id),
-                   coalesce(sum(f.file_size_bytes), 0)
+    """Every table of the lake with its rows, data files and bytes (rows by count(*), which
+    DuckLake answers from file footers and counts a user's DELETEs in; the rest from the catalog)."""
+    tables = con.execute(
+        f"""SELECT s.schema_name, t.table_name, count(f.data_file_id), coalesce(sum(f.file_size_bytes), 0)
             FROM {META}.ducklake_table t
             JOIN {META}.ducklake_schema s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL
             LEFT JOIN {META}.ducklake_data_file f ON f.table_id = t.table_id AND f.end_snapshot IS NULL
             WHERE t.end_snapshot IS NULL AND s.schema_name <> 'omicslake'
-            GROUP BY ALL ORDER BY 1"""
-    ).fetchall()  # omicslake writes no delete files: a load replaces whole files
-    return [Table(name, int(count), int(files), int(size)) for name, count, files, size in rows]
+            GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    return [
+        Table(f"{schema}.{table}", count_rows(con, schema, table), int(files), int(size))
+        for schema, table, files, size in tables
+    ]
+
+
+def count_rows(con, schema: str, table: str) -> int:
+    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+    return con.execute(f"SELECT count(*) FROM {ALIAS}.{quoted}").fetchone()[0]
 
 
 def current_loads(con) -> dict[str, dict]:
@@ -156,16 +167,20 @@ def lake_history(con) -> list[Snapshot]:
 
 def dataset_status(name: str, load: dict | None, folder: Path) -> Dataset:
     outcomes = Outcome.read_all(folder)
-    latest = outcomes[-1] if outcomes else None
     state = "registered" if load else "not loaded"
     if load is None and (folder / "manifest.json").exists():
         state = "staged"
     found = Dataset(name, state, **{k: v for k, v in (load or {}).items() if k != "load_id"})
-    found.seconds = round(sum(o.seconds for o in outcomes if o.ok), 3) or None
-    if latest and not latest.ok:
-        cause = (latest.cause or "").removeprefix(f"{name}: ")  # the dataset is named already
-        found.state, found.failed_step, found.cause = "failed", latest.step, cause
-        found.failed_at, found.log = latest.started_at, latest.log
+    found.seconds = round(sum(o.seconds or 0 for o in outcomes if o.ok), 3) or None
+    found.last_job_at = outcomes[-1].started_at if outcomes else None
+    failures = [o for o in outcomes if not o.ok]  # a later step's success removes them (jobs.forget)
+    if failures:
+        failed = failures[-1]
+        cause = (failed.cause or UNFINISHED).removeprefix(f"{name}: ")  # the dataset is named already
+        if failed.slurm_job:
+            cause += f" (SLURM job {failed.slurm_job})"
+        found.state = "failed" if failed.ok is False else "unfinished"
+        found.failed_step, found.cause, found.failed_at, found.log = failed.step, cause, failed.started_at, failed.log
     return found
 
 
@@ -185,6 +200,10 @@ def staging_leftovers(name: str, folder: Path) -> list[Leftover]:
             if not {"new", "normalized"} & set(relative.parts):  # pipeline state, schemas, trace
                 continue
             kind = "dlt load package"
+        elif path.name.startswith("_dlt") or path.name == "init" or "_dlt_loads" in relative.parts:
+            continue  # dlt's filesystem destination bookkeeping beside the staged files
+        elif path.name == JOURNAL:
+            kind = "interrupted registration (the next run completes or undoes it)"
         elif path.name.endswith((".part", ".part.json")):
             kind = "interrupted download"
         elif path.suffix == ".parquet":

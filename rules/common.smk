@@ -2,6 +2,7 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from snakemake.exceptions import IncompleteCheckpointException
@@ -25,6 +26,9 @@ CHUNKS = "{source}/{name}/chunks.json"  # chunked sources: a dataset's chunks, d
 
 # This invocation: each source's probe writes a new report, so the probes (and only they) run every time.
 RUN = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+RUN_STARTED = datetime.now(UTC).isoformat(
+    timespec="seconds"
+)  # the report: what this run did
 
 # Per-upstream download limits and one catalog writer, unless --resources or a profile says otherwise.
 # (Snakemake has no public API for a workflow's default global resources; `global_resources` is it.)
@@ -187,6 +191,7 @@ def write_report():
         run_report.write(
             config,
             [path for path in probe_reports(None) if os.path.exists(path)],
+            RUN_STARTED,
             *(
                 report_page(name)
                 for name in ("summary.html", "datasets.png", "growth.png")

@@ -31,5 +31,7 @@ rule report:
     localrule: True
     conda:
         "../envs/omicslake.yaml"
+    params:
+        since=RUN_STARTED,
     script:
         "../scripts/report.py"

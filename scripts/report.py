@@ -12,6 +12,7 @@ jobs.run(
     report.write,
     snakemake.config,
     list(snakemake.input.probes),
+    snakemake.params.since,
     snakemake.output.summary,
     snakemake.output.datasets,
     snakemake.output.growth,

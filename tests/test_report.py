@@ -5,10 +5,12 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
+from omicslake.catalog import open_lake
 from tests.conftest import NO_RETRIES, REPO, run_snakemake, workflow_config
 
 ARTIFACTS = REPO / "tests" / "artifacts"  # kept after the run (git-ignored): the report's screenshot
@@ -167,5 +169,95 @@ def test_the_readme_provenance_queries_answer_on_a_real_lake(lake, tmp_path):
         ("http.samples", None, 6, "new"),
         ("http.samples", 6, 7, "replaced"),
     ]
+    newest = lake.snapshots() - 1
+    with open_lake(lake.catalog, lake.data_path) as con:  # the first load a week earlier: another run
+        con.execute("UPDATE lake.omicslake.loads SET registered_at = registered_at - INTERVAL 7 DAY WHERE rows = 6")
+    assert [(d, change) for d, _, _, _, _, change in lake.query(changed)] == [("http.samples", "replaced")]
     ((table, dataset, snapshot, url, *_),) = lake.query(version)
-    assert (table, dataset, snapshot, url) == ("http.samples", "http.samples", lake.snapshots() - 1, samples.as_uri())
+    assert (table, dataset, snapshot, url) == ("http.samples", "http.samples", newest, samples.as_uri())
+
+
+def run_job(folder: Path, step: str, body: str) -> subprocess.CompletedProcess:
+    """A job through jobs.run in its own process, recording its outcome in `folder`; `body` is its work."""
+    script = f"""
+import os, signal
+from pathlib import Path
+from omicslake import jobs
+from omicslake.errors import DatasetError
+
+def work():
+{textwrap.indent(body, "    ")}
+
+jobs.run(None, work, outcome=(Path({str(folder)!r}), {step!r}))
+"""
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+
+
+def test_a_job_killed_outright_or_by_slurm_stays_listed_until_a_later_step_succeeds(tmp_path):
+    from omicslake.jobs import UNFINISHED
+    from omicslake.status import dataset_status
+
+    folder = tmp_path / "http" / "x"
+    assert run_job(folder, "ingest_http", "os.kill(os.getpid(), signal.SIGKILL)").returncode == -9  # out of memory
+    shown = dataset_status("http.x", None, folder)
+    assert (shown.state, shown.failed_step, shown.cause) == ("unfinished", "ingest_http", UNFINISHED)
+
+    assert run_job(folder, "ingest_http", "os.kill(os.getpid(), signal.SIGTERM)").returncode == 143  # time limit
+    shown = dataset_status("http.x", None, folder)
+    assert shown.state == "failed" and "killed by SIGTERM" in shown.cause
+
+    assert run_job(folder, "ingest_http", "pass").returncode == 0
+    conflict = "raise DatasetError('http.x', 'schema conflict', 'f.parquet', fix='rename')"
+    assert run_job(folder, "register", conflict).returncode == 1
+    shown = dataset_status("http.x", None, folder)
+    assert (shown.state, shown.failed_step) == ("failed", "register")
+    assert shown.cause == "f.parquet: schema conflict; fix: rename"
+    assert run_job(folder, "register", "pass").returncode == 0
+    assert dataset_status("http.x", None, folder).state == "not loaded"  # no failure left: the lake decides
+
+
+def test_a_failed_chunk_stays_failed_when_a_later_chunk_succeeds_until_the_dataset_loads(tmp_path):
+    from omicslake.jobs import forget_chunks
+    from omicslake.status import dataset_status
+
+    folder = tmp_path / "cellxgene" / "lung"
+    failed = "raise DatasetError('cellxgene.lung', 'census unreachable')"
+    assert run_job(folder, "ingest_cellxgene_chunk_1", failed).returncode == 1
+    assert run_job(folder, "ingest_cellxgene_chunk_0", "pass").returncode == 0  # started later, succeeded
+    shown = dataset_status("cellxgene.lung", None, folder)
+    assert (shown.state, shown.failed_step) == ("failed", "ingest_cellxgene_chunk_1")
+
+    for step in ("ingest_cellxgene_chunk_1", "ingest_cellxgene"):  # the rerun: the chunk, then the gather
+        assert run_job(folder, step, "pass").returncode == 0
+    assert dataset_status("cellxgene.lung", None, folder).state == "not loaded"
+    forget_chunks(folder)  # a new plan: the last plan's chunk outcomes go
+    assert sorted(p.name for p in (folder / "outcome").iterdir()) == ["ingest_cellxgene.json"]
+
+
+def test_the_report_says_what_this_run_did_from_the_lake_not_from_the_probe(tmp_path):
+    from omicslake.report import changes
+    from omicslake.status import Dataset, Status
+
+    since = "2026-11-28T10:00:00+00:00"
+    before, during = "2026-11-21 10:00:00.5+00", "2026-11-28 10:05:00.5+00"
+    datasets = [
+        Dataset("http.a", "registered", loads=1, registered_at=during, last_job_at="2026-11-28T10:04:00+00:00"),
+        Dataset("http.b", "registered", loads=3, registered_at=during, last_job_at="2026-11-28T10:04:00+00:00"),
+        # touched upstream, same bytes: its jobs ran, no new load
+        Dataset("http.c", "registered", loads=1, registered_at=before, last_job_at="2026-11-28T10:04:00+00:00"),
+        # changed upstream, but the run stopped before its jobs
+        Dataset("http.d", "registered", loads=1, registered_at=before, last_job_at="2026-11-21T10:00:00+00:00"),
+        Dataset("http.e", "failed", loads=1, registered_at=before, cause="HTTP 503"),
+        Dataset("http.f", "registered", loads=2, registered_at=before),
+    ]
+    probed = {"a": "new", "b": "changed", "c": "changed", "d": "changed", "e": "changed", "f": "unchanged"}
+    report = tmp_path / "probe.json"
+    report.write_text(json.dumps({"source": "http", "datasets": probed}))
+    assert changes(Status("c", None, [], [], datasets, []), [str(report)], since) == {
+        "http.a": "new",
+        "http.b": "replaced",
+        "http.c": "unchanged",
+        "http.d": "not run",
+        "http.e": "failed",
+        "http.f": "unchanged",
+    }
