@@ -86,9 +86,11 @@ def run(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] |
     started, clock = utc_now(), time.monotonic()
 
     def record(ok: bool | None, cause: str | None = None) -> None:
-        if outcome:
-            folder, step = outcome
-            seconds = None if ok is None else round(time.monotonic() - clock, 3)
+        if not outcome:
+            return
+        folder, step = outcome
+        seconds = None if ok is None else round(time.monotonic() - clock, 3)
+        with contextlib.suppress(OSError):  # a full disk may refuse it: the job's own error comes first
             Outcome(step, ok, started, seconds, cause, log_file, os.environ.get("SLURM_JOB_ID")).write(folder)
             if ok:  # the dataset got past the failures of its earlier steps
                 forget(folder, Outcome.stage(step))
@@ -118,8 +120,7 @@ def run(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] |
             if isinstance(e, OSError):  # wherever it struck: one line, the job's inputs are kept for the rerun
                 where = e.filename or "writing"
                 e = OmicslakeError(f"{e.strerror} ({where})", "free space on the staging or lake disk, then rerun")
-            with contextlib.suppress(OSError):  # a full disk may refuse the record too
-                record(False, one_line(e))
+            record(False, one_line(e))
             logging.getLogger("omicslake").error("%s", e)
             print(f"omicslake: {e}", file=sys.__stderr__)
             logging.shutdown()

@@ -83,7 +83,7 @@ def test_a_resumed_download_counts_the_bytes_already_there(http_server, tmp_path
     assert http_server.hits("/x.bin")[0]["headers"]["Range"] == f"bytes={1 << 20}-"
     lines = logged()
     assert lines[0].startswith("http.x: x.bin: 2.1 MB of 3.1 MB (66%), ")  # 1 MiB there + the first 1 MiB read
-    assert re.fullmatch(r"http\.x: x\.bin: 3\.1 MB in [\d.]+ s \([\d.]+ MB/s, resumed at 1\.0 MB\)", lines[-1])
+    assert re.fullmatch(r"http\.x: x\.bin: 3\.1 MB in [\d.]+ s \([\d.]+ [kMG]?B/s, resumed at 1\.0 MB\)", lines[-1])
 
 
 def test_an_ftp_download_knows_its_total_from_the_listing(tmp_path, logged):
@@ -125,7 +125,7 @@ def test_unpacking_an_archive_logs_its_progress_in_bytes(tmp_path, logged):
     lines = logged()
     assert len(lines) >= 4, lines  # 1 MiB copies, each logged with INTERVAL 0
     assert lines[0].startswith("kaggle.x: big.zip (unpacking): 1.0 MB of 6.3 MB (16%), ")
-    assert re.fullmatch(r"kaggle\.x: big\.zip \(unpacking\): 6\.3 MB in [\d.]+ s \([\d.]+ MB/s\)", lines[-1])
+    assert re.fullmatch(r"kaggle\.x: big\.zip \(unpacking\): 6\.3 MB in [\d.]+ s \([\d.]+ [kMG]?B/s\)", lines[-1])
 
 
 def test_on_a_terminal_a_download_draws_a_bar(http_server, tmp_path):
