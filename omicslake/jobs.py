@@ -20,8 +20,6 @@ from omicslake.errors import OmicslakeError, first_line
 from omicslake.manifest import utc_now, write_json
 
 OUTCOMES = "outcome"  # <staging>/<source>/<name>/outcome/<step>.json: the last job of each step
-
-
 UNFINISHED = "did not finish: still running, or killed (time limit, out of memory, node failure): see its log"
 
 

@@ -14,7 +14,7 @@ from omicslake.catalog import open_lake
 from omicslake.ingest import ingest, ingest_chunk, plan_chunks
 from omicslake.register import register
 from omicslake.sources import SOURCES
-from tests.servers import HTTPServer, PostgresServer, S3Server
+from tests.servers import HTTPServer, KaggleServer, PostgresServer, S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"retries": 3, "backoff_seconds": 0.05, "timeout_seconds": 10}
@@ -51,6 +51,22 @@ def pg_lake(postgres, tmp_path, monkeypatch):
     lake = Lake(tmp_path)
     lake.catalog = postgres.catalog.replace("dbname=omicslake", f"dbname={database}")
     return lake
+
+
+KAGGLE_KEY = "kaggle-key-s3cr3t-0042"
+
+
+@pytest.fixture
+def kaggle_api(monkeypatch, tmp_path):
+    """Kaggle's API stand-in, with the key of user alice in the environment and no token files."""
+    monkeypatch.setenv("KAGGLE_USERNAME", "alice")
+    monkeypatch.setenv("KAGGLE_KEY", KAGGLE_KEY)
+    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-json"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kaggle/access_token of the machine's
+    server = KaggleServer(login=("alice", KAGGLE_KEY))
+    yield server
+    server.stop()
 
 
 @pytest.fixture

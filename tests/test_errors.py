@@ -9,13 +9,11 @@ import re
 import subprocess
 import sys
 
-import pytest
 import yaml
 
+from tests.conftest import KAGGLE_KEY as KEY
 from tests.conftest import REPO, workflow_config, write_gz
-from tests.servers import KaggleServer, free_ports
-
-KEY = "kaggle-key-s3cr3t-0042"
+from tests.servers import free_ports
 
 
 def omicslake(workdir, config, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -46,18 +44,6 @@ def the_line(result: subprocess.CompletedProcess, where: str, cause: str, fix: s
     assert re.search(fix, what_to_do), line
     print(line)  # shown with -s: the lines as users see them
     return line
-
-
-@pytest.fixture
-def kaggle_api(monkeypatch, tmp_path):
-    monkeypatch.setenv("KAGGLE_USERNAME", "alice")
-    monkeypatch.setenv("KAGGLE_KEY", KEY)
-    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-json"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    server = KaggleServer(login=("alice", KEY))
-    yield server
-    server.stop()
 
 
 def kaggle_config(tmp_path, server):

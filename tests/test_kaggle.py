@@ -10,22 +10,10 @@ from omicslake.config import ConfigError
 from omicslake.download import DownloadSettings
 from omicslake.errors import DatasetError
 from omicslake.sources import kaggle
+from tests.conftest import KAGGLE_KEY as KEY
 from tests.servers import SIGNATURE, KaggleServer
 
-KEY = "kaggle-key-s3cr3t-0042"
 EXPRESSION = b"gene,liver,lung\nTP53,1.5,2.0\nMYC,3.0,0.5\n"
-
-
-@pytest.fixture
-def kaggle_api(monkeypatch, tmp_path):
-    monkeypatch.setenv("KAGGLE_USERNAME", "alice")
-    monkeypatch.setenv("KAGGLE_KEY", KEY)
-    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-json"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kaggle/access_token of the machine's
-    server = KaggleServer(login=("alice", KEY))
-    yield server
-    server.stop()
 
 
 def entry(server: KaggleServer, **extra) -> dict:

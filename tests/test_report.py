@@ -261,3 +261,26 @@ def test_the_report_says_what_this_run_did_from_the_lake_not_from_the_probe(tmp_
         "http.e": "failed",
         "http.f": "unchanged",
     }
+
+
+def test_status_does_not_wait_for_a_long_registration(lake):
+    import fcntl
+    import time
+
+    from omicslake.status import collect
+
+    samples = REPO / "demo" / "data" / "samples.csv"
+    lake.load("samples", {"url": samples.as_uri()})
+    config = {
+        "lake": lake.lake,
+        "staging": str(lake.staging),
+        "sources": {"http": [{"name": "samples", "url": samples.as_uri()}]},
+    }
+    with open(f"{lake.catalog}.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what a registration holds
+        started = time.monotonic()
+        status = collect(config, wait_seconds=1)
+        assert time.monotonic() - started < 5
+    assert "is busy: a registration is running" in status.lake_error
+    assert [(d.dataset, d.state) for d in status.datasets] == [("http.samples", "staged")]  # staging still read
+    assert [t.table for t in collect(config).tables] == ["http.samples"]  # the lock is free again
