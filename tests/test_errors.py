@@ -8,7 +8,9 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import KAGGLE_KEY as KEY
@@ -69,6 +71,16 @@ def test_config_typo_names_the_key_and_the_fix(tmp_path):
 def test_config_wrong_type_names_the_key_and_the_fix(tmp_path):
     result = omicslake(tmp_path, workflow_config(tmp_path, {}, retries="many"), "attach")
     the_line(result, "config key download.retries", "'many' is not an integer", "set it to an integer")
+
+
+def test_a_config_error_shows_no_password_nor_query_string():
+    from omicslake.config import ConfigError, validate
+
+    for url in ("htps://alice:pw-s3cr3t@host/x.csv", "htps://host/x.csv?token=pw-s3cr3t"):
+        config = workflow_config(Path("w"), {"http": [{"name": "a", "url": url}]})
+        with pytest.raises(ConfigError, match="config key sources.http") as raised:
+            validate(config, REPO / "config" / "schema.yaml")
+        assert "pw-s3cr3t" not in str(raised.value) and "host/x.csv" in str(raised.value)
 
 
 def test_config_file_that_is_not_yaml_names_the_line(tmp_path):
