@@ -27,5 +27,10 @@ rule all:
         rules.report.output,
 
 
+onsuccess:
+    REGISTRAR.close()
+
+
 onerror:
+    REGISTRAR.close()
     write_report()  # a dataset failed (under --keep-going the others ran): the report says which

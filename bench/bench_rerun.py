@@ -14,24 +14,20 @@ same three on a git ref of this repository (a temporary worktree) and prints the
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the omicslake package and tests/
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness.py
+
+from harness import REPO, checkout, snakemake  # noqa: E402
 
 from omicslake.catalog import open_lake  # noqa: E402
 from tests.servers import HTTPServer  # noqa: E402
-
-BIN = Path(sys.executable).parent
 
 
 def table(i: int, version: int = 1) -> bytes:
@@ -47,20 +43,6 @@ def config(root: Path, urls: list[str]) -> Path:
     settings = {"lake": lake, "staging": str(root / "staging"), "logs": str(root / "logs"), "sources": sources}
     path.write_text(yaml.safe_dump(settings))
     return path
-
-
-def snakemake(repo: Path, root: Path, *args: str) -> tuple[float, int, str]:
-    """(wall seconds, ingest/register jobs started, stderr) of one snakemake run."""
-    cmd = [str(BIN / "snakemake"), "--snakefile", str(repo / "Snakefile"), "--directory", str(root)]
-    cmd += ["--configfile", str(root / "config.yaml"), "--replace-workflow-config", "--cores", "2", *args]
-    env = {**os.environ, "PYTHONPATH": str(repo), "PATH": f"{BIN}:{os.environ['PATH']}"}
-    start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0 and "-n" not in args:
-        raise RuntimeError(f"snakemake failed:\n{result.stderr[-3000:]}")
-    jobs = len(re.findall(r"^(?:local)?rule (?:ingest\w*|register):$", result.stderr, re.M))  # started, not planned
-    return seconds, jobs, result.stdout + result.stderr
 
 
 def snapshots(root: Path) -> int:
@@ -79,9 +61,9 @@ def scenario(repo: Path, root: Path, n: int) -> dict:
             if run == "one":
                 server.add("/t0.csv", table(0, version=2))
             before = snapshots(root) if run != "first" else 0
-            seconds, jobs, _ = snakemake(repo, root)
-            out[run] = (seconds, jobs, snapshots(root) - before)
-            print(f"  {repo.name}: {run}: {seconds:.1f} s, {jobs} jobs", file=sys.stderr)
+            done = snakemake(repo, root)
+            out[run] = (done.seconds, done.started(), snapshots(root) - before)
+            print(f"  {repo.name}: {run}: {done.seconds:.1f} s, {done.started()} jobs", file=sys.stderr)
         return out
     finally:
         server.stop()
@@ -90,13 +72,8 @@ def scenario(repo: Path, root: Path, n: int) -> dict:
 def report(args, bench: Path) -> None:
     results = {"this checkout": scenario(REPO, bench / "ours", args.datasets)}
     if args.baseline:
-        worktree = bench / "baseline"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.baseline],
-                       check=True, capture_output=True)  # fmt: skip
-        try:
+        with checkout(args.baseline) as worktree:
             results[f"baseline {args.baseline}"] = scenario(worktree, bench / "base", args.datasets)
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False)
     print(f"{args.datasets} http datasets, 2 cores")
     print(f"{'code':<22} {'run':<10} {'seconds':>8} {'ingest+register jobs':>21} {'snapshots added':>16}")
     for code, runs in results.items():
@@ -125,9 +102,9 @@ def main() -> None:
         if args.dag:
             root = bench / "dag"
             config(root, [f"http://127.0.0.1:9/t{i}.csv" for i in range(args.dag)])
-            seconds, _, output = snakemake(REPO, root, "-n")
-            assert "probe_http" in output, output[-2000:]
-            print(f"snakemake -n, {args.dag} datasets: {seconds:.1f} s (target <= 5 s)")
+            dry = snakemake(REPO, root, "-n")
+            assert "probe_http" in dry.output, dry.output[-2000:]
+            print(f"snakemake -n, {args.dag} datasets: {dry.seconds:.1f} s (target <= 5 s)")
     finally:
         shutil.rmtree(bench, ignore_errors=True)
 

@@ -128,11 +128,10 @@ def start_servers(stack: contextlib.ExitStack) -> dict:
 
 def environment() -> dict:
     """The stand-ins' credentials, and nothing of the machine's own: no proxy for 127.0.0.1, no
-    ~/.aws or ~/.kaggle. Bytecode is cached (uv, unlike pip, compiles none at install)."""
+    ~/.aws or ~/.kaggle."""
     from tests.servers import S3Server
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAGGLE_"))}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # each job imports the same modules: compile them once
     local = "127.0.0.1,localhost"
     return {
         **env,

@@ -9,7 +9,7 @@ import importlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -156,41 +156,113 @@ def open_lake(
     number of readers; writers queue on an advisory lock for up to `wait_seconds`.
     """
     catalog, data_path = normalise(catalog, data_path)
+    with contextlib.ExitStack() as stack:
+        hold(stack, catalog, data_path, read_only, wait_seconds)
+        con = lake_connection(catalog, data_path, s3)
+        stack.callback(con.close)
+        attach(con, catalog, data_path, read_only, wait_seconds)
+        yield con
+
+
+class Session:
+    """One process's hold on the lake across many registrations (`omicslake.registrar`): the
+    extensions loaded once, the lake attached while loads keep coming. `release()` detaches it and
+    frees the writers' lock, so readers (probes, `omicslake status`) and other writers get their turn."""
+
+    def __init__(self, catalog: str, data_path: str, s3: list[dict] | None = None, wait_seconds: float = 600):
+        self.catalog, self.data_path = normalise(catalog, data_path)
+        self.s3, self.wait_seconds = s3 or [], wait_seconds
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.held: contextlib.ExitStack | None = None
+        self.prepared = False  # for its user (registration): set up once per attach
+        self.before_release: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+        self.unprotected: set[str] = set()  # registration: tables whose auto_compact is still to be turned off
+
+    def matches(self, catalog: str, data_path: str, s3: list[dict] | None) -> bool:
+        return (self.catalog, self.data_path, self.s3) == (*normalise(catalog, data_path), s3 or [])
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The connection with the lake attached read-write (attaching it when released)."""
+        if self.held is None:
+            held = contextlib.ExitStack()
+            try:
+                hold(held, self.catalog, self.data_path, False, self.wait_seconds)
+                if self.con is None:
+                    self.con = lake_connection(self.catalog, self.data_path, self.s3)
+                attach(self.con, self.catalog, self.data_path, False, self.wait_seconds)
+            except BaseException:
+                held.close()
+                raise
+            held.callback(self.con.execute, f"DETACH {ALIAS}")
+            self.held, self.prepared = held, False
+        return self.con
+
+    def wanted(self) -> bool:
+        """Is another Omicslake process waiting for the lake?"""
+        return is_file_catalog(self.catalog) and bool(waiting(f"{self.catalog}.lock"))
+
+    def release(self) -> None:
+        if self.held is not None:
+            held, self.held = self.held, None
+            with contextlib.suppress(duckdb.Error):  # a broken connection: closing it frees the lake too
+                if self.before_release:
+                    self.before_release(self.con)
+                held.close()
+
+    def close(self) -> None:
+        self.release()
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+
+def hold(stack: contextlib.ExitStack, catalog: str, data_path: str, read_only: bool, wait_seconds: float) -> None:
+    """Take Omicslake's lock on the lake (a file lock beside a DuckDB file, PostgreSQL's advisory lock for writers)."""
     if not read_only and "://" not in data_path:
         Path(data_path).mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        if is_file_catalog(catalog):
-            if read_only and not Path(catalog).exists():
-                raise NoLake(f"no lake catalog at {catalog}", fix="run the workflow first (or correct lake.catalog)")
-            Path(catalog).parent.mkdir(parents=True, exist_ok=True)
-            lock_file(stack, f"{catalog}.lock", read_only, wait_seconds)
-        elif not read_only:
-            writer_lock(stack, catalog, wait_seconds)
-        remote = s3 or "://" in data_path  # DuckLake needs httpfs to attach a data path on S3 or https
-        con = connect(*(["postgres"] if catalog.startswith("postgres:") else []), *(["httpfs"] if remote else []))
-        stack.callback(con.close)
+    if is_file_catalog(catalog):
+        if read_only and not Path(catalog).exists():
+            raise NoLake(f"no lake catalog at {catalog}", fix="run the workflow first (or correct lake.catalog)")
+        Path(catalog).parent.mkdir(parents=True, exist_ok=True)
+        lock_file(stack, f"{catalog}.lock", read_only, wait_seconds)
+    elif not read_only:
+        writer_lock(stack, catalog, wait_seconds)
+
+
+def lake_connection(catalog: str, data_path: str, s3: list[dict] | None) -> duckdb.DuckDBPyConnection:
+    """A connection with the extensions the lake needs and a secret for each S3 location."""
+    remote = s3 or "://" in data_path  # DuckLake needs httpfs to attach a data path on S3 or https
+    con = connect(*(["postgres"] if catalog.startswith("postgres:") else []), *(["httpfs"] if remote else []))
+    try:
         for i, bucket in enumerate(s3 or []):
             con.execute(s3_secret(f"omicslake_s3_{i}", bucket))
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                con.execute(attach_sql(catalog, data_path, read_only=read_only))
-                break
-            except duckdb.Error as e:
-                held = is_file_catalog(catalog) and "lock" in str(e).lower()
-                if held and time.monotonic() < deadline:
-                    time.sleep(1)
-                    continue
-                if read_only and "creating a new DuckLake is explicitly disabled" in str(e):
-                    raise NoLake(
-                        f"no lake catalog at {catalog}", fix="run the workflow first (or correct lake.catalog)"
-                    ) from None
-                hint = {True: " (is a DuckDB session attached to it?)", False: ""}[held]
-                fix = "close the other DuckDB session, then run again" if held else None
-                if catalog.startswith("postgres:"):
-                    fix = postgres_fix(str(e))
-                raise OmicslakeError(f"cannot open the lake catalog {catalog}: {first_line(e)}{hint}", fix) from None
-        yield con
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def attach(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str, read_only: bool, wait_seconds: float) -> None:
+    """ATTACH the lake as `lake`; a DuckDB file another session holds is waited for up to `wait_seconds`."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            con.execute(attach_sql(catalog, data_path, read_only=read_only))
+            return
+        except duckdb.Error as e:
+            held = is_file_catalog(catalog) and "lock" in str(e).lower()
+            if held and time.monotonic() < deadline:
+                time.sleep(1)
+                continue
+            if read_only and "creating a new DuckLake is explicitly disabled" in str(e):
+                raise NoLake(
+                    f"no lake catalog at {catalog}", fix="run the workflow first (or correct lake.catalog)"
+                ) from None
+            hint = {True: " (is a DuckDB session attached to it?)", False: ""}[held]
+            fix = "close the other DuckDB session, then run again" if held else None
+            if catalog.startswith("postgres:"):
+                fix = postgres_fix(str(e))
+            raise OmicslakeError(f"cannot open the lake catalog {catalog}: {first_line(e)}{hint}", fix) from None
 
 
 WRITER_LOCK = 0x6F6D6963736C616B  # "omicslak": the advisory lock of a PostgreSQL catalog's writers
@@ -234,24 +306,29 @@ def postgres_fix(message: str) -> str:
 def lock_file(stack: contextlib.ExitStack, path: str, shared: bool, wait_seconds: float | None = None) -> None:
     """Take the lock beside the catalog (a reader waits `wait_seconds` at most, a writer as long
     as it takes); readers without write access, and filesystems without flock (some Lustre
-    mounts), go without it and rely on DuckDB's own lock."""
+    mounts), go without it and rely on DuckDB's own lock. While it waits, a process says so in a
+    file `<lock>.wait.<pid>`: a registrar holding the lake between loads lets it go (`Session`)."""
     try:
         lock = stack.enter_context(open(path, "a"))  # noqa: SIM115 (closed by the stack)
-        if not shared or wait_seconds is None:
-            fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             return
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise OmicslakeError(
-                        f"the lake catalog {path.removesuffix('.lock')} is busy: a registration is running",
-                        "wait for it to finish, then ask again",
-                    ) from None
-                time.sleep(0.2)
+        except BlockingIOError:
+            pass
+        with announced(path) as mark:
+            deadline = None if not shared or wait_seconds is None else time.monotonic() + wait_seconds
+            while True:
+                try:
+                    fcntl.flock(lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise OmicslakeError(
+                            f"the lake catalog {path.removesuffix('.lock')} is busy: a registration is running",
+                            "wait for it to finish, then ask again",
+                        ) from None
+                    mark.refresh()
+                    time.sleep(0.05)
     except PermissionError:
         if not shared:
             raise
@@ -260,11 +337,61 @@ def lock_file(stack: contextlib.ExitStack, path: str, shared: bool, wait_seconds
             raise
 
 
+class Mark:
+    """`<lock>.wait.<pid>`: this process waits for the lock (refreshed while it waits)."""
+
+    def __init__(self, lock: str):
+        self.path, self.touched = Path(f"{lock}.wait.{os.getpid()}"), 0.0
+
+    def refresh(self) -> None:
+        if time.monotonic() - self.touched > 10:
+            with contextlib.suppress(OSError):  # where it cannot be written, nobody learns of the wait
+                self.path.touch()
+            self.touched = time.monotonic()
+
+
+@contextlib.contextmanager
+def announced(lock: str) -> Iterator[Mark]:
+    mark = Mark(lock)
+    mark.refresh()
+    try:
+        yield mark
+    finally:
+        with contextlib.suppress(OSError):
+            mark.path.unlink(missing_ok=True)
+
+
+def waiting(lock: str) -> list[Path]:
+    """The marks of processes waiting for `lock` (one not refreshed for a minute is a crashed waiter's)."""
+    now, found = time.time(), []
+    for mark in Path(lock).parent.glob(f"{Path(lock).name}.wait.*"):
+        with contextlib.suppress(OSError):
+            if now - mark.stat().st_mtime < 60:
+                found.append(mark)
+    return found
+
+
 def table_columns(con, schema: str, table: str) -> dict[str, str] | None:
-    """{column: type} of a lake table, None when it does not exist."""
-    rows = con.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "
-        "AND table_name = ? ORDER BY column_index",
-        [ALIAS, schema, table],
-    ).fetchall()
-    return dict(rows) if rows else None
+    """{column: type} of a lake table, None when it does not exist. (Not `duckdb_columns()`: it
+    lists every column of every table, which in a lake of thousands of datasets takes longer than
+    registering one.)"""
+    if not table_exists(con, schema, table):
+        return None
+    rows = con.execute(f"DESCRIBE {ALIAS}.{ident(schema)}.{ident(table)}").fetchall()
+    return {name: type_ for name, type_, *_ in rows}
+
+
+def table_exists(con, schema: str, table: str) -> bool:
+    """Does the lake's last committed snapshot have this table?"""
+    return bool(
+        con.execute(
+            f"SELECT count(*) FROM {META}.ducklake_table t JOIN {META}.ducklake_schema s USING (schema_id) "
+            "WHERE s.schema_name = ? AND t.table_name = ? AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def ident(name: str) -> str:
+    """`name` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'

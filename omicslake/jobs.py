@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import json
 import logging
 import os
@@ -81,26 +82,43 @@ def outcome_of(smk) -> tuple[Path, str]:
 def run(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] | None = None, **kwargs):
     """Call `func`; on an OmicslakeError print `omicslake: <dataset>: <file>: <cause>; fix: <fix>` and exit 1.
     `outcome` (dataset folder, step): record how it ended, for `omicslake status`."""
-    started, clock = utc_now(), time.monotonic()
-
-    def record(ok: bool | None, cause: str | None = None) -> None:
-        if not outcome:
-            return
-        folder, step = outcome
-        seconds = None if ok is None else round(time.monotonic() - clock, 3)
-        with contextlib.suppress(OSError):  # a full disk may refuse it: the job's own error comes first
-            Outcome(step, ok, started, seconds, cause, log_file, os.environ.get("SLURM_JOB_ID")).write(folder)
-            if ok:  # the dataset got past the failures of its earlier steps
-                forget(folder, Outcome.stage(step))
-
-    def terminated(signum, frame):  # SLURM's time limit, scancel: SIGTERM, then SIGKILL
-        record(False, "killed by SIGTERM (a SLURM time limit, or scancel): see its log")
-        os._exit(128 + signum)
-
-    record(None)
     if outcome and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, terminated)
+        signal.signal(signal.SIGTERM, functools.partial(killed, outcome, log_file, utc_now()))
+    result, error = attempt(log_file, func, *args, outcome=outcome, **kwargs)
+    if error is None:
+        return result
+    print(f"omicslake: {error}", file=sys.__stderr__)
+    sys.stdout.flush()
+    sys.__stderr__.flush()
+    # Not SystemExit: after a failed CSV read pyarrow's reader threads can abort or spin
+    # in interpreter shutdown; the error is reported, nothing is left to clean up.
+    os._exit(1)
 
+
+def killed(outcome: tuple[Path, str], log_file: str | None, started: str, signum, frame) -> None:
+    """SLURM's time limit, scancel: SIGTERM, then SIGKILL. Record it, then go."""
+    record(outcome, log_file, started, None, False, "killed by SIGTERM (a SLURM time limit, or scancel): see its log")
+    os._exit(128 + signum)
+
+
+def record(
+    outcome: tuple[Path, str] | None, log_file: str | None, started: str, seconds, ok: bool | None, cause=None
+) -> None:
+    """Write a job's outcome (ok None: started, not finished)."""
+    if not outcome:
+        return
+    folder, step = outcome
+    with contextlib.suppress(OSError):  # a full disk may refuse it: the job's own error comes first
+        Outcome(step, ok, started, seconds, cause, log_file, os.environ.get("SLURM_JOB_ID")).write(folder)
+        if ok:  # the dataset got past the failures of its earlier steps
+            forget(folder, Outcome.stage(step))
+
+
+def attempt(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] | None = None, **kwargs):
+    """Call `func` with logging to `log_file` and its outcome recorded; return (result, None), or
+    (None, the one-line error) when the user can do something about it. Other errors propagate."""
+    started, clock = utc_now(), time.monotonic()
+    record(outcome, log_file, started, None, None)
     with contextlib.ExitStack() as stack:
         if log_file:
             Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -113,25 +131,22 @@ def run(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] |
             result = func(*args, **kwargs)
         except (OmicslakeError, OSError) as e:
             if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
-                record(False, f"{type(e).__name__}: {first_line(e)}")
+                cause = f"{type(e).__name__}: {first_line(e)}"
+                record(outcome, log_file, started, round(time.monotonic() - clock, 3), False, cause)
                 raise
             if isinstance(e, OSError):  # wherever it struck: one line, the job's inputs are kept for the rerun
                 where = e.filename or "writing"
                 e = OmicslakeError(f"{e.strerror} ({where})", "free space on the staging or lake disk, then rerun")
-            record(False, one_line(e))
+            record(outcome, log_file, started, round(time.monotonic() - clock, 3), False, one_line(e))
             logging.getLogger("omicslake").error("%s", e)
-            print(f"omicslake: {e}", file=sys.__stderr__)
             logging.shutdown()
-            sys.stdout.flush()
-            sys.__stderr__.flush()
-            # Not SystemExit: after a failed CSV read pyarrow's reader threads can abort or spin
-            # in interpreter shutdown; the error is reported, nothing is left to clean up.
-            os._exit(1)
+            return None, str(e)
         except Exception as e:  # a bug or a library's own error: the traceback follows in the log
-            record(False, f"unexpected {type(e).__name__}: {first_line(e)} (see the log)")
+            cause = f"unexpected {type(e).__name__}: {first_line(e)} (see the log)"
+            record(outcome, log_file, started, round(time.monotonic() - clock, 3), False, cause)
             raise
-        record(True)
-        return result
+        record(outcome, log_file, started, round(time.monotonic() - clock, 3), True)
+        return result, None
 
 
 def one_line(e: BaseException) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import glob
 import json
 import logging
@@ -24,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from omicslake import faults, staging
-from omicslake.catalog import ALIAS, META, file_size, normalise, open_lake, table_columns
+from omicslake.catalog import ALIAS, META, Session, file_size, ident, table_columns, table_exists
 from omicslake.errors import RERUN, DatasetError, OmicslakeError, first_line
 from omicslake.manifest import JOURNAL, Manifest, Receipt, StagedFile, check_file, utc_now
 from omicslake.sources.s3 import replaced
@@ -58,10 +59,6 @@ def relative(path: Path | str, data_path: str) -> str:
     return str(path).removeprefix(data_path) if is_url(data_path) else str(path)
 
 
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 @dataclasses.dataclass
 class TablePlan:
     schema: str
@@ -84,51 +81,106 @@ def register(
     data_path: str,
     receipt_path: str | os.PathLike,
     s3: list[dict] | None = None,
+    session: Session | None = None,
 ) -> Receipt:
     """Register the load described by `manifest_path`; write and return its receipt. `s3`: the
-    locations of objects registered in place (`omicslake.config.s3_locations`)."""
+    locations of objects registered in place (`omicslake.config.s3_locations`). `session`: a lake
+    held across many registrations (`omicslake.registrar`); without it, the lake is attached for
+    this one."""
     manifest = Manifest.read(manifest_path)
-    dataset, workdir = manifest.dataset, Path(manifest_path).parent
     Path(receipt_path).unlink(missing_ok=True)  # only a registration that ends well leaves a receipt
-    _, data_path = normalise(catalog, data_path)
     with contextlib.ExitStack() as stack:
+        if session is None:
+            session = Session(catalog, data_path, s3)
+            stack.callback(session.close)
         try:
-            con = stack.enter_context(open_lake(catalog, data_path, s3=s3))
+            con = session.connection()
         except OmicslakeError as e:  # the catalog, not the dataset: the line still names the dataset
-            raise DatasetError(dataset, e.message, fix=e.fix) from None
-        con.execute(PROVENANCE)
+            raise DatasetError(manifest.dataset, e.message, fix=e.fix) from None
+        if not session.prepared:
+            con.execute(PROVENANCE)
+            session.prepared = True
+            session.before_release = functools.partial(protect_now, unprotected=session.unprotected)
+        receipt = register_load(con, manifest, Path(manifest_path).parent, session.data_path, session.unprotected)
+    faults.point("receipt")
+    receipt.write(receipt_path)
+    staging.clean(Path(manifest_path).parent)
+    return receipt
+
+
+def register_load(con, manifest: Manifest, workdir: Path, data_path: str, unprotected: set[str]) -> Receipt:
+    """Register one manifest's load on an attached lake (or find it there already). Its reads and
+    writes share one transaction: DuckLake loads the catalog once per transaction, and a catalog
+    of thousands of tables makes that the cost of a statement. `unprotected`: tables earlier loads
+    created, whose auto_compact this load's transaction turns off (DuckLake refuses the option in
+    the transaction that creates a table; the catalog-wide option covers them until then); the
+    tables this load creates are added to it."""
+    dataset = manifest.dataset
+    con.execute("BEGIN")
+    try:
+        protect(con, unprotected)
         discard_orphans(con, workdir, manifest)
         current = current_load(con, dataset)
         live = current is not None and tables_exist(con, dataset, current)
-        if live and current["fingerprint"] == manifest.fingerprint:
-            log.info(
-                "%s: unchanged, lake keeps load %s (snapshot %s)", dataset, current["load_id"], current["snapshot_id"]
-            )
-            settle(con, dataset, current["load_id"], current["snapshot_id"])
-            receipt = receipt_of(con, dataset, current_load(con, dataset), manifest, "unchanged")
-        elif manifest.status == "unchanged":
-            (workdir / "stamp.json").unlink(missing_ok=True)  # the next probe then says "new"
-            raise DatasetError(
-                dataset,
-                "the source is unchanged, but the lake lost the load "
-                f"(it holds {current['load_id'] if current else 'none'}: a table dropped, or the catalog restored "
-                "from a backup?)",
-                fix="run the workflow again: the next run downloads it again",
-            )
-        else:
-            receipt = load(con, manifest, data_path, current, workdir)
-    faults.point("receipt")
-    receipt.write(receipt_path)
-    staging.clean(workdir)
+        if not (live and current["fingerprint"] == manifest.fingerprint):
+            if manifest.status == "unchanged":
+                (workdir / "stamp.json").unlink(missing_ok=True)  # the next probe then says "new"
+                raise DatasetError(
+                    dataset,
+                    "the source is unchanged, but the lake lost the load "
+                    f"(it holds {current['load_id'] if current else 'none'}: a table dropped, or the catalog restored "
+                    "from a backup?)",
+                    fix="run the workflow again: the next run downloads it again",
+                )
+            receipt, created = load(con, manifest, data_path, current, workdir)
+            unprotected.clear()
+            unprotected.update(created)
+            return receipt
+        log.info("%s: unchanged, lake keeps load %s (snapshot %s)", dataset, current["load_id"], current["snapshot_id"])
+        protect(con, {name for (name,) in load_tables(con, dataset, current["load_id"])})  # a crash before
+        receipt = receipt_of(con, dataset, current, manifest, "unchanged")
+        con.execute("COMMIT")
+    except BaseException:
+        with_rollback(con)
+        raise
+    unprotected.clear()
+    receipt.snapshot_id = settle(con, dataset, current["load_id"], current["snapshot_id"])
     return receipt
+
+
+def protect(con, tables: set[str]) -> None:
+    """auto_compact off for those of `tables` (`<schema>.<table>`) that still exist (see `no_compaction`)."""
+    for name in sorted(tables):
+        schema, table = name.split(".", 1)
+        if table_exists(con, schema, table):
+            no_compaction(con, schema, table)
+
+
+def protect_now(con, unprotected: set[str]) -> None:
+    """Before the registrar lets the lake go: protect the tables the last loads created, in one transaction."""
+    if unprotected:
+        con.execute("BEGIN")
+        try:
+            protect(con, unprotected)
+            con.execute("COMMIT")
+            unprotected.clear()
+        except duckdb.Error as e:
+            with_rollback(con)
+            log.warning(
+                "cannot turn auto_compact off for %s yet: %s (the next registration tries again)", unprotected, e
+            )
+
+
+def load_tables(con, dataset: str, load_id: str) -> list[tuple[str]]:
+    return con.execute(
+        f"SELECT DISTINCT table_name FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
+        [dataset, load_id],
+    ).fetchall()
 
 
 def tables_exist(con, dataset: str, load_row: dict) -> bool:
     """Every table the load registered files in still exists (nobody dropped one)."""
-    tables = con.execute(
-        f"SELECT DISTINCT table_name FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
-        [dataset, load_row["load_id"]],
-    ).fetchall()
+    tables = load_tables(con, dataset, load_row["load_id"])
     return all(table_columns(con, *name.split(".", 1)) is not None for (name,) in tables)
 
 
@@ -183,7 +235,9 @@ def receipt_of(con, dataset: str, load_row: dict, manifest: Manifest, status: st
 
 def load(
     con: duckdb.DuckDBPyConnection, manifest: Manifest, data_path: str, current: dict | None, workdir: Path
-) -> Receipt:
+) -> tuple[Receipt, set[str]]:
+    """Register the manifest's files in the open transaction and COMMIT; return the receipt and
+    the tables the load created."""
     dataset = manifest.dataset
     kept = kept_files(con, manifest, current)
     if not manifest.files and not kept:
@@ -210,12 +264,11 @@ def load(
     message = f"load {dataset} {manifest.load_id}"  # each load's snapshot carries this commit message
     try:
         snapshot_id = con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()[0] + 1
-        con.execute("BEGIN")
         recreated = {f"{p.schema}.{p.table}" for p in plans if p.recreate}
         retire(con, dataset, current, data_path, skip=recreated, keep={row["path"] for row in kept})
         for plan in plans:
             add_files(con, plan)
-        write_provenance(con, manifest, plans, data_path, snapshot_id, current, kept)
+        row = write_provenance(con, manifest, plans, data_path, snapshot_id, current, kept)
         con.execute(
             f"CALL {ALIAS}.set_commit_message('omicslake', ?, extra_info => ?)",
             [
@@ -234,23 +287,30 @@ def load(
             raise
         raise DatasetError(dataset, f"registration failed, catalog unchanged: {first_line(e)}", fix=RERUN) from e
     journal.unlink()
-    actual = settle(con, dataset, manifest.load_id, snapshot_id)
+    row["snapshot_id"] = settle(con, dataset, manifest.load_id, snapshot_id)
     added = [staged for plan in plans for staged, _ in plan.files]
-    rows = sum(f.rows for f in added)
-    log.info("%s: registered %d files, %d rows in snapshot %s; kept %d", dataset, len(added), rows, actual, len(kept))
-    return receipt_of(con, dataset, current_load(con, dataset), manifest, "registered")
+    log.info(
+        "%s: registered %d files, %d rows in snapshot %s; kept %d",
+        dataset, len(added), sum(f.rows for f in added), row["snapshot_id"], len(kept),
+    )  # fmt: skip
+    files = sorted([relative(d, data_path) for p in plans for _, d in p.files] + [k["path"] for k in kept])
+    receipt = Receipt(
+        dataset, "registered", manifest.load_id, row["snapshot_id"], manifest.fingerprint, manifest.upstream,
+        files, row["rows"], utc_now(), manifest.config,
+    )  # fmt: skip
+    return receipt, {f"{p.schema}.{p.table}" for p in plans if not p.exists or p.recreate}
 
 
-def settle(con, dataset: str, load_id: str, recorded: int) -> int | None:
+def settle(con, dataset: str, load_id: str, recorded: int) -> int:
     """After COMMIT (or on a rerun that found the load in place): provenance carries the snapshot
-    DuckLake gave the load (another writer may have committed first), and every table of the load
-    has auto_compact off. Nothing here can undo the load: a failure is logged, and the next
-    registration of the dataset tries again."""
+    DuckLake gave the load (another writer may have committed first). Nothing here can undo the
+    load: a failure is logged, and the next registration of the dataset tries again."""
     try:
         found = con.execute(
-            f"SELECT snapshot_id FROM {ALIAS}.snapshots() WHERE commit_message = ?", [f"load {dataset} {load_id}"]
+            f"SELECT max(snapshot_id) FROM {META}.ducklake_snapshot_changes WHERE commit_message = ?",
+            [f"load {dataset} {load_id}"],
         ).fetchone()
-        actual = found[0] if found else recorded
+        actual = found[0] if found and found[0] is not None else recorded
         if actual != recorded:
             log.warning("%s: load landed in snapshot %s, not %s: correcting provenance", dataset, actual, recorded)
             con.execute("BEGIN")
@@ -260,14 +320,6 @@ def settle(con, dataset: str, load_id: str, recorded: int) -> int | None:
                     [actual, dataset, load_id],
                 )
             con.execute("COMMIT")
-        tables = con.execute(
-            f"SELECT DISTINCT table_name FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
-            [dataset, load_id],
-        ).fetchall()
-        for (name,) in tables:
-            schema, table = name.split(".", 1)
-            if table_columns(con, schema, table) is not None:
-                no_compaction(con, schema, table)
         return actual
     except duckdb.Error as e:
         with_rollback(con)
@@ -627,7 +679,8 @@ def no_compaction(con, schema: str, table: str) -> None:
     """DuckLake's compaction (CHECKPOINT, merge_adjacent_files) rewrites registered files and, once
     `expire_older_than`/`delete_older_than` are set, deletes the originals: ours and objects
     registered in place alike. Every table omicslake registers into opts out; so does the whole
-    catalog (`PROVENANCE`), which covers a new table until its own option is set after COMMIT."""
+    catalog (`PROVENANCE`), which covers a new table until its own option is set in the next
+    transaction (`protect`)."""
     con.execute(f"CALL {ALIAS}.set_option('auto_compact', false, schema => ?, table_name => ?)", [schema, table])
 
 
@@ -656,28 +709,24 @@ def write_provenance(
     snapshot_id: int,
     current: dict | None,
     kept: list[dict],
-) -> None:
-    """The load, its files (added and kept) and its upstream files, in the load's snapshot."""
+) -> dict:
+    """The load, its files (added and kept) and its upstream files, in the load's snapshot; returns
+    the load's row."""
     dataset, load_id = manifest.dataset, manifest.load_id
     files = [f for p in plans for f in p.files]
     key = {"dataset": dataset, "load_id": load_id, "snapshot_id": snapshot_id}
-    insert(
-        con,
-        "loads",
-        [
-            {
-                **key,
-                "fingerprint": manifest.fingerprint,
-                "replaced_load_id": current["load_id"] if current else None,
-                "files": len(files) + len(kept),
-                "rows": sum(s.rows for s, _ in files) + sum(row["rows"] for row in kept),
-                "bytes": sum(s.bytes for s, _ in files) + sum(row["bytes"] for row in kept),
-                "dlt_pipeline": manifest.pipeline,
-                "workflow_version": manifest.workflow_version,
-                "registered_at": datetime.now(UTC),
-            }
-        ],
-    )
+    row = {
+        **key,
+        "fingerprint": manifest.fingerprint,
+        "replaced_load_id": current["load_id"] if current else None,
+        "files": len(files) + len(kept),
+        "rows": sum(s.rows for s, _ in files) + sum(k["rows"] for k in kept),
+        "bytes": sum(s.bytes for s, _ in files) + sum(k["bytes"] for k in kept),
+        "dlt_pipeline": manifest.pipeline,
+        "workflow_version": manifest.workflow_version,
+        "registered_at": datetime.now(UTC),
+    }
+    insert(con, "loads", [row])
     insert(
         con,
         "files",
@@ -692,9 +741,10 @@ def write_provenance(
             }  # fmt: skip
             for s, d in files
         ]
-        + [{**row, **key} for row in kept],
+        + [{**k, **key} for k in kept],
     )
     insert(con, "upstream", [{**key, **dataclasses.asdict(u)} for u in manifest.upstream])
+    return row
 
 
 def insert(con, table: str, rows: list[dict]) -> None:

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)  # the omicslake package beside this Snakefile
 
 from omicslake import config as omicslake_config
+from omicslake.registrar import Registrar
 from omicslake.sources import SOURCES
 
 try:  # a config error: one line naming the key and the fix (Snakemake would print many, and a traceback)
@@ -30,11 +31,11 @@ RUN_STARTED = datetime.now(UTC).isoformat(
     timespec="seconds"
 )  # the report: what this run did
 
-# Per-upstream download limits and one catalog writer, unless --resources or a profile says otherwise.
+# Per-upstream download limits, unless --resources or a profile says otherwise (the one catalog writer
+# is the run's registrar: rules/register.smk).
 # (Snakemake has no public API for a workflow's default global resources; `global_resources` is it.)
 for _source in SOURCES.values():
     workflow.global_resources.setdefault(f"downloads_{_source.name}", _source.downloads)
-workflow.global_resources.setdefault("catalog_writer", 1)
 
 
 wildcard_constraints:
@@ -163,6 +164,14 @@ def ingest_resources(source):
         "mem_mb": by_attempt(spec.mem_mb),
         "runtime": by_attempt(spec.runtime),
     }
+
+
+REGISTRAR = Registrar()  # this run's registrations, in one process (rules/register.smk)
+LAKE = {  # where the lake is, and the S3 locations it reads
+    "catalog": config["lake"]["catalog"],
+    "data_path": config["lake"]["data_path"],
+    "s3": omicslake_config.s3_locations(config),
+}
 
 
 def source_env(source):

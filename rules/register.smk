@@ -1,3 +1,11 @@
+# register: one job per staged load, handed to this Snakemake process's registrar (omicslake/registrar.py):
+# one process holds the lake for the whole run (no start-up, extension load or ATTACH per load) and
+# registers the loads one at a time (the one writer), one snapshot, receipt and outcome per dataset.
+# A job only waits for its turn: it takes no core (threads 0), so ingest jobs keep both cores and
+# Snakemake's own bookkeeping overlaps the registrations. It runs in Snakemake's own environment (a
+# `run:` rule has no conda env).
+
+
 rule register:
     input:
         manifest=after_probe("{source}/{name}/manifest.json"),
@@ -6,13 +14,18 @@ rule register:
     log:
         log_path("register/{source}/{name}.log"),
     localrule: True
-    conda:
-        "../envs/omicslake.yaml"
-    resources:
-        catalog_writer=1,
+    threads: 0
     params:
-        catalog=config["lake"]["catalog"],
-        data_path=config["lake"]["data_path"],
-        s3=omicslake_config.s3_locations(config),
-    script:
-        "../scripts/register.py"
+        lake=LAKE,
+    run:
+        REGISTRAR.register(
+            {
+                **params.lake,
+                "dataset": f"{wildcards.source}.{wildcards.name}",
+                "manifest": input.manifest,
+                "receipt": output.receipt,
+                "log": log[0],
+                "folder": staging_path(f"{wildcards.source}/{wildcards.name}"),
+                "step": rule,
+            }
+        )

@@ -540,6 +540,16 @@ class PostgresServer:
         subprocess.run([self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, "omicslake"],
                        check=True, env=env, capture_output=True)  # fmt: skip
 
+    def new_catalog(self, *_) -> str:
+        """The catalog string of a new, empty database of this server."""
+        import subprocess
+        import time
+
+        name = f"lake_{os.getpid()}_{time.monotonic_ns()}"
+        subprocess.run([self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, name],
+                       check=True, env={**os.environ, "PGPASSWORD": self.PASSWORD}, capture_output=True)  # fmt: skip
+        return self.catalog.replace("dbname=omicslake", f"dbname={name}")
+
     @property
     def catalog(self) -> str:
         return f"postgres:dbname=omicslake host=127.0.0.1 port={self.port} user={self.USER}"

@@ -33,29 +33,42 @@ def content(lake: Lake) -> dict:
     return out
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def catalog(request):
+    """A function giving each scenario's workdir its lake's catalog: a DuckDB file in it, or a fresh
+    PostgreSQL database (the password in PGPASSWORD, as a user sets it)."""
+    if request.param == "duckdb":
+        yield lambda workdir: str(workdir / "lake" / "omicslake.ducklake")
+        return
+    postgres = request.getfixturevalue("postgres")
+    request.getfixturevalue("monkeypatch").setenv("PGPASSWORD", postgres.PASSWORD)
+    yield postgres.new_catalog
+
+
 @pytest.mark.slow
-def test_a_kill_at_every_step_recovers_with_identical_content(tmp_path_factory, http_server, capsys):
+def test_a_kill_at_every_step_recovers_with_identical_content(tmp_path_factory, http_server, catalog, capsys):
     http_server.add("/genes.tsv.gz", GENES)
     sources = {"http": [{"name": "genes", "url": http_server.url("/genes.tsv.gz"), "format": "tsv"}]}
 
     def build(name: str, *args: str, kill: str | None = None):
         workdir = tmp_path_factory.mktemp(name)
         config = workflow_config(workdir, sources)
+        config["lake"]["catalog"] = catalog(workdir)
         env = {**os.environ, **({"OMICSLAKE_KILL_AT": kill} if kill else {})}
         first = run_snakemake(workdir, config, *args, env=env)
         return workdir, config, first
 
     def uninterrupted():
-        workdir, _, clean = build("reference")
+        workdir, config, clean = build("reference")
         assert clean.returncode == 0, clean.stderr[-3000:]
-        return content(Lake(workdir))
+        return content(lake_of(workdir, config))
 
     def killed_then_rerun(point: str):
         # The killed run makes one attempt (NO_RETRIES): the ingest rules' `retries: 2` would only repeat
         # the same kill. The rerun is the plain workflow, retries included.
         workdir, config, killed = build(f"kill-{point}", *NO_RETRIES, kill=point)
         rerun = run_snakemake(workdir, config)
-        lake = Lake(workdir)
+        lake = lake_of(workdir, config)
         found = content(lake) if rerun.returncode == 0 else None
         return point, killed, rerun, found, verify(lake.catalog, lake.data_path)
 
@@ -78,6 +91,43 @@ def test_a_kill_at_every_step_recovers_with_identical_content(tmp_path_factory, 
         assert rerun.returncode == 0, f"{point}: {rerun.stderr[-3000:]}"
         assert found == reference, f"{point}: {found} != {reference}"
         assert report.ok, f"{point}: {report}"
+
+
+def lake_of(workdir, config) -> Lake:
+    lake = Lake(workdir)
+    lake.catalog = config["lake"]["catalog"]
+    return lake
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["rename", "commit", "receipt"])
+def test_a_kill_between_two_loads_of_the_registrar_loses_neither(tmp_path, http_server, catalog, point):
+    """The run's one registrar process dies inside its second load: the first load stays whole, the
+    second is that dataset's failure, the next register job starts a new registrar; a plain rerun
+    completes the lake."""
+    sources = {"http": []}
+    for name in ("a", "b", "c"):
+        http_server.add(f"/{name}.tsv.gz", GENES)
+        sources["http"].append({"name": name, "url": http_server.url(f"/{name}.tsv.gz"), "format": "tsv"})
+    config = workflow_config(tmp_path, sources)
+    config["lake"]["catalog"] = catalog(tmp_path)
+    # one ingest at a time (one core), so the three loads reach the registrar one after another
+    killed = run_snakemake(
+        tmp_path, config, *NO_RETRIES, "--cores", "1", env={**os.environ, "OMICSLAKE_KILL_AT": f"{point}#2"}
+    )
+    assert killed.returncode != 0
+    assert "the registration process died" in killed.stderr, killed.stderr[-3000:]
+    lake = lake_of(tmp_path, config)
+    landed = lake.query("SELECT dataset FROM lake.omicslake.loads ORDER BY ALL")
+    assert len(landed) == (3 if point == "receipt" else 2)  # a kill after COMMIT keeps its load: no receipt only
+    rerun = run_snakemake(tmp_path, config)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert lake.query("SELECT dataset, count(*) FROM lake.omicslake.loads GROUP BY ALL ORDER BY ALL") == [
+        ("http.a", 1), ("http.b", 1), ("http.c", 1),
+    ]  # fmt: skip
+    for name in ("a", "b", "c"):
+        assert lake.query(f"SELECT count(*), count(DISTINCT gene_id) FROM lake.http.{name}") == [(5000, 5000)]
+    assert verify(lake.catalog, lake.data_path).ok
 
 
 @pytest.mark.slow

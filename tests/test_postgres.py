@@ -48,12 +48,14 @@ def test_readers_query_while_a_registration_runs(pg_lake, tmp_path, monkeypatch)
     provenance = register_module.write_provenance
 
     def slow_provenance(*args, **kwargs):  # hold the registration open inside its transaction
-        provenance(*args, **kwargs)
+        row = provenance(*args, **kwargs)
         inside.set()
         release.wait(30)
+        return row
 
     monkeypatch.setattr(register_module, "write_provenance", slow_provenance)
-    writer = threading.Thread(target=pg_lake.register, args=("more",))
+    done = {}
+    writer = threading.Thread(target=lambda: done.update(receipt=pg_lake.register("more")))
     writer.start()
     try:
         assert inside.wait(30)
@@ -66,6 +68,7 @@ def test_readers_query_while_a_registration_runs(pg_lake, tmp_path, monkeypatch)
     finally:
         release.set()
         writer.join(60)
+    assert done["receipt"].status == "registered"  # the registration itself ended well
     assert pg_lake.query("SELECT count(*) FROM lake.http.more") == [(3,)]
 
 
