@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -66,11 +65,6 @@ def job_times(root: Path) -> dict[str, list[tuple[float, float]]]:
             if record.get("starttime") and record.get("endtime"):
                 times.setdefault(record["rule"], []).append((record["starttime"], record["endtime"]))
     return times
-
-
-def output_name(path: str) -> str:
-    """The file name Snakemake's metadata uses for an output path."""
-    return base64.urlsafe_b64encode(path.encode()).decode()
 
 
 def covered_seconds(spans: list[tuple[float, float]]) -> float:

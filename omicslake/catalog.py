@@ -9,7 +9,7 @@ import importlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -174,9 +174,6 @@ class Session:
         self.s3, self.wait_seconds = s3 or [], wait_seconds
         self.con: duckdb.DuckDBPyConnection | None = None
         self.held: contextlib.ExitStack | None = None
-        self.prepared = False  # for its user (registration): set up once per attach
-        self.before_release: Callable[[duckdb.DuckDBPyConnection], None] | None = None
-        self.unprotected: set[str] = set()  # registration: tables whose auto_compact is still to be turned off
 
     def matches(self, catalog: str, data_path: str, s3: list[dict] | None) -> bool:
         return (self.catalog, self.data_path, self.s3) == (*normalise(catalog, data_path), s3 or [])
@@ -194,7 +191,7 @@ class Session:
                 held.close()
                 raise
             held.callback(self.con.execute, f"DETACH {ALIAS}")
-            self.held, self.prepared = held, False
+            self.held = held
         return self.con
 
     def wanted(self) -> bool:
@@ -205,8 +202,6 @@ class Session:
         if self.held is not None:
             held, self.held = self.held, None
             with contextlib.suppress(duckdb.Error):  # a broken connection: closing it frees the lake too
-                if self.before_release:
-                    self.before_release(self.con)
                 held.close()
 
     def close(self) -> None:

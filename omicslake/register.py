@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import glob
 import json
 import logging
@@ -81,7 +80,7 @@ def register(
     data_path: str,
     receipt_path: str | os.PathLike,
     s3: list[dict] | None = None,
-    session: Session | None = None,
+    session: Writer | None = None,
 ) -> Receipt:
     """Register the load described by `manifest_path`; write and return its receipt. `s3`: the
     locations of objects registered in place (`omicslake.config.s3_locations`). `session`: a lake
@@ -91,21 +90,39 @@ def register(
     Path(receipt_path).unlink(missing_ok=True)  # only a registration that ends well leaves a receipt
     with contextlib.ExitStack() as stack:
         if session is None:
-            session = Session(catalog, data_path, s3)
+            session = Writer(catalog, data_path, s3)
             stack.callback(session.close)
         try:
             con = session.connection()
         except OmicslakeError as e:  # the catalog, not the dataset: the line still names the dataset
             raise DatasetError(manifest.dataset, e.message, fix=e.fix) from None
-        if not session.prepared:
-            con.execute(PROVENANCE)
-            session.prepared = True
-            session.before_release = functools.partial(protect_now, unprotected=session.unprotected)
         receipt = register_load(con, manifest, Path(manifest_path).parent, session.data_path, session.unprotected)
     faults.point("receipt")
     receipt.write(receipt_path)
     staging.clean(Path(manifest_path).parent)
     return receipt
+
+
+class Writer(Session):
+    """The lake held for registrations: the provenance tables set up once per attach, and the
+    tables earlier loads created whose auto_compact is still to be turned off (`protect`), which
+    is done before the lake is let go at the latest."""
+
+    def __init__(self, catalog: str, data_path: str, s3: list[dict] | None = None):
+        super().__init__(catalog, data_path, s3)
+        self.unprotected: set[str] = set()
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        fresh = self.held is None
+        con = super().connection()
+        if fresh:
+            con.execute(PROVENANCE)
+        return con
+
+    def release(self) -> None:
+        if self.held is not None:
+            protect_now(self.con, self.unprotected)
+        super().release()
 
 
 def register_load(con, manifest: Manifest, workdir: Path, data_path: str, unprotected: set[str]) -> Receipt:
@@ -181,7 +198,7 @@ def load_tables(con, dataset: str, load_id: str) -> list[tuple[str]]:
 def tables_exist(con, dataset: str, load_row: dict) -> bool:
     """Every table the load registered files in still exists (nobody dropped one)."""
     tables = load_tables(con, dataset, load_row["load_id"])
-    return all(table_columns(con, *name.split(".", 1)) is not None for (name,) in tables)
+    return all(table_exists(con, *name.split(".", 1)) for (name,) in tables)
 
 
 def discard_orphans(con, workdir: Path, manifest: Manifest) -> None:
@@ -556,7 +573,7 @@ def registered_paths(con, tables: list[tuple[str, str]]) -> set[str]:
     """Absolute paths of the data files DuckLake lists for these (schema, table) pairs."""
     paths = set()
     for schema, table in tables:
-        if table_columns(con, schema, table) is not None:
+        if table_exists(con, schema, table):
             rows = con.execute("SELECT data_file FROM ducklake_list_files(?, ?, schema => ?)", [ALIAS, table, schema])
             paths.update(r[0] for r in rows.fetchall())
     return paths

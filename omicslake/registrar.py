@@ -89,14 +89,13 @@ def serve(requests, replies) -> None:
     """Register the loads read from `requests` (one JSON line each), replying one JSON line each:
     {"error": None} or {"error": "<the dataset's one line>"}."""
     from omicslake import jobs
-    from omicslake.catalog import Session
     from omicslake.errors import first_line
-    from omicslake.register import register
+    from omicslake.register import Writer, register
 
-    session: Session | None = None
-    stderr, served = sys.stderr, 0
+    session: Writer | None = None
+    served = 0
 
-    def register_one(r: dict, session: Session, served: int) -> None:
+    def register_one(r: dict, session: Writer, served: int) -> None:
         log.info("%s: registrar %d, load %d of this process", r["dataset"], os.getpid(), served)
         register(r["manifest"], r["catalog"], r["data_path"], r["receipt"], r["s3"], session)
 
@@ -112,7 +111,7 @@ def serve(requests, replies) -> None:
                 session.close()
                 session = None
             if session is None:
-                session = Session(r["catalog"], r["data_path"], r["s3"])
+                session = Writer(r["catalog"], r["data_path"], r["s3"])
             outcome, served = (Path(r["folder"]), r["step"]), served + 1
             try:
                 _, error = jobs.attempt(r["log"], register_one, r, session, served, outcome=outcome)
@@ -120,7 +119,6 @@ def serve(requests, replies) -> None:
                 with open(r["log"], "a") as stream:
                     traceback.print_exc(file=stream)
                 error = f"{r['dataset']}: unexpected {type(e).__name__}: {first_line(e)} (see {r['log']})"
-            sys.stderr = stderr
             if error:
                 session.release()  # the next load starts on a freshly attached lake
             replies.write(json.dumps({"error": error}) + "\n")
