@@ -14,11 +14,12 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from omicslake.errors import OmicslakeError, first_line
-from omicslake.manifest import utc_now, write_json
+from omicslake.manifest import utc_now, write_failure, write_json
 
 OUTCOMES = "outcome"  # <staging>/<source>/<name>/outcome/<step>.json: the last job of each step
 UNFINISHED = "did not finish: still running, or killed (time limit, out of memory, node failure): see its log"
@@ -79,12 +80,32 @@ def outcome_of(smk) -> tuple[Path, str]:
     return Path(smk.config["staging"], wildcards.source, wildcards.name), smk.rule + (f"_{chunk}" if chunk else "")
 
 
-def run(log_file: str | None, func: Callable, *args, outcome: tuple[Path, str] | None = None, **kwargs):
+def run(
+    log_file: str | None,
+    func: Callable,
+    *args,
+    outcome: tuple[Path, str] | None = None,
+    failure_to: tuple[str, str] | None = None,
+    **kwargs,
+):
     """Call `func`; on an OmicslakeError print `omicslake: <dataset>: <file>: <cause>; fix: <fix>` and exit 1.
-    `outcome` (dataset folder, step): record how it ended, for `omicslake status`."""
+    `outcome` (dataset folder, step): record how it ended, for `omicslake status`.
+    `failure_to` (output, dataset): any failure is written to the job's output instead (`write_failure`)
+    and the job succeeds: in a SLURM group job one member's failure would fail, clean up and re-run
+    every member (Snakemake 9.27 has no per-member failure); registration reports it for the dataset."""
     if outcome and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, functools.partial(killed, outcome, log_file, utc_now()))
-    result, error = attempt(log_file, func, *args, outcome=outcome, **kwargs)
+    try:
+        result, error = attempt(log_file, func, *args, outcome=outcome, **kwargs)
+    except Exception as e:
+        if failure_to is None:
+            raise
+        with open(log_file or os.devnull, "a") as stream:
+            traceback.print_exc(file=stream)
+        error = f"{failure_to[1]}: unexpected {type(e).__name__}: {first_line(e)} (see {log_file})"
+    if error is not None and failure_to is not None:
+        write_failure(failure_to[0], failure_to[1], error)
+        return None
     if error is None:
         return result
     print(f"omicslake: {error}", file=sys.__stderr__)

@@ -29,6 +29,25 @@ def write_json(path: str | os.PathLike, data) -> None:
     tmp.replace(path)
 
 
+def write_failure(path: str | os.PathLike, dataset: str, line: str) -> None:
+    """In place of a manifest: the one line of a dataset's failed ingest, for registration to report."""
+    write_json(path, {"version": VERSION, "dataset": dataset, "failed": line})
+
+
+def failed_ingest(path: str | os.PathLike) -> str | None:
+    """The failure `write_failure` left at `path` (a manifest, or no file: None), removed: the next run
+    ingests the dataset again, as after a failed job. (Touching its input is not enough: Snakemake
+    compares a small input's checksum, not only its time.)"""
+    try:
+        with open(path) as f:
+            line = json.load(f).get("failed")
+    except (OSError, ValueError, AttributeError):
+        return None  # registration reads it and names what is wrong with it
+    if line:
+        Path(path).unlink(missing_ok=True)
+    return line
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

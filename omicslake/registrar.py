@@ -9,7 +9,8 @@ dataset, as before. Between loads the lake stays attached while work keeps comin
 lets it go when idle (`IDLE_SECONDS`) or when another Omicslake process waits for it (a probe,
 `omicslake status`, another run's writer), so nobody waits for a whole run.
 
-A load that fails is that dataset's failure (its job fails, with its one line); the next load
+A load that fails is that dataset's failure (its job fails, with its one line), and so is an ingest
+that failed inside a SLURM group job, which leaves its line where the manifest would be; the next load
 starts on a released, freshly attached lake. If the registrar process dies (killed, out of
 memory), the job whose load it held fails, the lake is as crash-safe as ever (`register`), and the
 next job starts a new registrar.
@@ -28,6 +29,8 @@ import threading
 import time
 import traceback
 from pathlib import Path
+
+from omicslake.manifest import failed_ingest
 
 IDLE_SECONDS = 0.5  # no load for this long: detach, so readers get in
 YIELD_SECONDS = 5  # after letting a waiting process have the lake, give it this long before taking it back
@@ -48,6 +51,10 @@ class Registrar:
 
     def register(self, request: dict) -> None:
         """Register one load (`request`: `serve`'s fields); raise RegistrationFailed on failure."""
+        line = failed_ingest(request["manifest"])  # on a SLURM node (jobs.run)
+        if line:
+            print(f"omicslake: {line}", file=sys.stderr, flush=True)
+            raise RegistrationFailed(line)
         with self.lock:
             if self.process is None or self.process.poll() is not None:
                 package = str(Path(__file__).resolve().parent.parent)  # this omicslake, beside the workflow

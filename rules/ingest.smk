@@ -17,8 +17,8 @@ for source in SOURCES:
             source_env(source)
         params:
             source=source,
-            datasets=source_datasets(source),
-            stamps=stamps(source),
+            datasets=for_job(source_datasets, source),
+            stamps=for_job(stamps, source),
         script:
             "../scripts/probe.py"
 
@@ -88,6 +88,7 @@ rule ingest:
         "../envs/omicslake.yaml"
     params:
         dataset=dataset_config,
+        failure_as_output=not workflow.is_main_process,  # in a SLURM (group) job: jobs.run
     script:
         "../scripts/ingest.py"
 

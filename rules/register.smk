@@ -13,6 +13,7 @@ rule register:
         receipt=staging_path("{source}/{name}/receipt.json"),
     log:
         log_path("register/{source}/{name}.log"),
+    retries: 0  # a load's failure is the dataset's (its checks, its schema): trying again changes nothing
     localrule: True
     threads: 0
     params:

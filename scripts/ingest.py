@@ -21,4 +21,7 @@ jobs.run(
     [chunks] if isinstance(chunks, str) else chunks,  # one file is a str
     snakemake.config["lake"],  # where a data path on S3 has the files written
     outcome=jobs.outcome_of(snakemake),
+    failure_to=(snakemake.output.manifest, f"{snakemake.wildcards.source}.{snakemake.wildcards.name}")
+    if snakemake.params.failure_as_output
+    else None,
 )

@@ -114,3 +114,41 @@ def test_a_dead_registrar_fails_only_the_load_it_held(lake, tmp_path, monkeypatc
     monkeypatch.delenv("OMICSLAKE_KILL_AT")
     lake.register("b")  # the next run's registration completes it
     assert lake.query("SELECT count(*) FROM lake.http.b") == [(3,)]
+
+
+def test_an_ingest_that_failed_on_a_slurm_node_is_reported_by_its_registration(tmp_path):
+    """On a node a failed ingest leaves its line as the job's output (a group job carries on with its
+    other members); registration reports it for that dataset and removes it, so the next run ingests
+    the dataset again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from omicslake import jobs
+    from omicslake.errors import DatasetError
+
+    def checksum_mismatch():
+        raise DatasetError("http.x", "sha256 mismatch", "http://host/x.csv", fix="check the checksum")
+
+    def bug():
+        raise ValueError("a bug\nin two lines")
+
+    client, lines = registrar.Registrar(), {}
+    for name, func in (("x", checksum_mismatch), ("y", bug)):
+        folder = tmp_path / "staging" / "http" / name
+        log, manifest = str(tmp_path / "logs" / f"{name}.log"), str(folder / "manifest.json")
+        with ThreadPoolExecutor(1) as pool:  # not the main thread: no SIGTERM handler left in pytest
+            run = pool.submit(
+                jobs.run, log, func, outcome=(folder, "ingest_http"), failure_to=(manifest, f"http.{name}")
+            )
+            assert run.result() is None  # no exit: the job succeeds
+        assert Outcome.read_all(folder)[-1].ok is False
+        request = {"dataset": f"http.{name}", "manifest": manifest, "folder": str(folder), "log": log}
+        try:
+            client.register(request)
+            raise AssertionError("no failure")
+        except registrar.RegistrationFailed as e:
+            lines[name] = str(e)
+        assert not os.path.exists(manifest)  # the next run ingests it again
+    assert client.process is None  # nothing was sent to a registrar: nothing registered
+    assert lines["x"] == "http.x: http://host/x.csv: sha256 mismatch; fix: check the checksum"
+    assert lines["y"] == f"http.y: unexpected ValueError: a bug (see {tmp_path / 'logs' / 'y.log'})"
+    assert "Traceback" in (tmp_path / "logs" / "y.log").read_text()
