@@ -28,12 +28,13 @@ from pathlib import Path
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # offline: dlt sends no anonymous telemetry
 
 import dlt
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
-from omicslake.catalog import attach_sql, connect
+from omicslake.catalog import attach_sql, connect, loadable
 from omicslake.manifest import Manifest, Upstream, describe_file
 from omicslake.register import register
 
@@ -82,6 +83,7 @@ def usage(root: Path) -> tuple[int, int]:
 
 def measure(root: Path, run) -> tuple[float, int, int]:
     """Call run() (it returns the seconds it timed); return (seconds, bytes added, Parquet bytes added)."""
+    os.sync()  # the files just written are on disk: no method pays for another's write-back
     before = usage(root)
     seconds = run()
     after = usage(root)
@@ -152,7 +154,8 @@ def bench_glob(root: Path, sources: list[Path], rows: int) -> tuple[float, int, 
             con.execute(f"CREATE TABLE lake.main.t AS SELECT * FROM read_parquet('{folder}/0.parquet') LIMIT 0")
             start = time.perf_counter()
             con.execute("BEGIN")
-            con.execute(f"CALL ducklake_add_data_files('lake', 't', '{folder}/*.parquet', schema => 'main')")
+            add = f"'lake', 't', '{folder}/*.parquet', schema => 'main', hive_partitioning => false"  # as ours
+            con.execute(f"CALL ducklake_add_data_files({add})")
             con.execute("COMMIT")
             return time.perf_counter() - start
         finally:
@@ -240,7 +243,8 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     start = time.perf_counter()
     try:
-        connect().close()  # installs ducklake from its pip package into DuckDB's extension dir
+        with duckdb.connect() as con:  # dlt's ATTACH autoloads ducklake from DuckDB's extension dir: put the
+            con.install_extension(str(loadable("ducklake")))  # pip package's file there (never downloaded)
         print("warm-up (1 file, not reported) ...", file=sys.stderr, flush=True)
         run_all(1, args.rows)
         header = (
