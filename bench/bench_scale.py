@@ -13,6 +13,7 @@ Prints per N and code version:
   ingest job s   median seconds of an ingest job: a job's fixed cost (a tiny load is all fixed cost)
   register s     seconds during which a register job ran (registration is one writer at a time), datasets/s
   rerun s        wall seconds of the unchanged rerun (probes only)
+  status s       wall seconds of `omicslake status --json` on the loaded lake
   smk cpu s      CPU seconds of the Snakemake process itself (scheduling, bookkeeping)
 
 and the growth exponent of each figure between consecutive N (1.0: linear). `--baseline REF`
@@ -22,10 +23,14 @@ runs the same at `--baseline-sizes` on a git ref (a temporary worktree) and prin
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -73,6 +78,7 @@ def scenario(repo: Path, root: Path, n: int, geo: int, server: HTTPServer) -> di
     assert len(register) == n + geo, f"{len(register)} registrations, not {n + geo}"
     rerun = snakemake(repo, root)
     assert rerun.started() == 0, rerun.output[-3000:]
+    status = status_seconds(repo, root, n + geo)
     busy = covered_seconds(register)
     result = {
         "first s": first.seconds,
@@ -81,11 +87,24 @@ def scenario(repo: Path, root: Path, n: int, geo: int, server: HTTPServer) -> di
         "register s": busy,
         "datasets/s": (n + geo) / busy,
         "rerun s": rerun.seconds,
+        "status s": status,
         "smk cpu s": first.cpu,
     }
     print(f"  {repo.name} N={n}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.items()), file=sys.stderr)
     shutil.rmtree(root, ignore_errors=True)
     return result
+
+
+def status_seconds(repo: Path, root: Path, datasets: int) -> float:
+    """Wall seconds of `omicslake status --json` on the loaded lake (it lists every dataset)."""
+    cmd = [sys.executable, "-m", "omicslake.cli", "status", "--json", "--configfile", str(root / "config.yaml")]
+    start = time.perf_counter()
+    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)})
+    seconds = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr[-2000:]
+    states = [d["state"] for d in json.loads(result.stdout)["datasets"]]
+    assert states == ["registered"] * datasets, f"{len(states)} datasets, {set(states)}"
+    return seconds
 
 
 def growth(rows: dict[int, dict]) -> list[str]:

@@ -5,6 +5,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the omicslake package beside rules/
 
+from omicslake.warm import hand_off
+
+if not snakemake.params.failure_as_output:  # a local job: run in a fork of a warm process (omicslake/warm.py)
+    hand_off()
+
 from omicslake import jobs
 from omicslake.ingest import ingest
 
