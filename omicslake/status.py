@@ -105,7 +105,9 @@ def collect(config: dict, snapshots: int = 10, wait_seconds: float = 10) -> Stat
 
 def lake_tables(con) -> list[Table]:
     """Every table of the lake with its rows, data files and bytes (rows by count(*), which
-    DuckLake answers from file footers and counts a user's DELETEs in; the rest from the catalog)."""
+    DuckLake answers from file footers and counts a user's DELETEs in; the rest from the catalog).
+    In one transaction: DuckLake reads its catalog once, not per count (12 ms a table, then 4 ms)."""
+    con.execute("BEGIN")
     tables = con.execute(
         f"""SELECT s.schema_name, t.table_name, count(f.data_file_id), coalesce(sum(f.file_size_bytes), 0)
             FROM {META}.ducklake_table t
@@ -114,10 +116,13 @@ def lake_tables(con) -> list[Table]:
             WHERE t.end_snapshot IS NULL AND s.schema_name <> 'omicslake'
             GROUP BY ALL ORDER BY ALL"""
     ).fetchall()
-    return [
-        Table(f"{schema}.{table}", count_rows(con, schema, table), int(files), int(size))
-        for schema, table, files, size in tables
-    ]
+    try:
+        return [
+            Table(f"{schema}.{table}", count_rows(con, schema, table), int(files), int(size))
+            for schema, table, files, size in tables
+        ]
+    finally:
+        con.execute("COMMIT")
 
 
 def count_rows(con, schema: str, table: str) -> int:
