@@ -19,3 +19,15 @@ def workflow_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return __version__
     return f"{__version__}+{commit}" if commit else __version__
+
+
+def module_command(module: str) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run `python -m <module>` of this omicslake (the one beside
+    the workflow, importable even where it is not installed) in a process of its own."""
+    import os
+    import sys
+    from pathlib import Path
+
+    package = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, [package, os.environ.get("PYTHONPATH")]))
+    return [sys.executable, "-m", module], {**os.environ, "PYTHONPATH": path}

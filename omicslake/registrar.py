@@ -30,6 +30,7 @@ import time
 import traceback
 from pathlib import Path
 
+from omicslake import module_command
 from omicslake.manifest import failed_ingest
 
 IDLE_SECONDS = 0.5  # no load for this long: detach, so readers get in
@@ -57,14 +58,9 @@ class Registrar:
             raise RegistrationFailed(line)
         with self.lock:
             if self.process is None or self.process.poll() is not None:
-                package = str(Path(__file__).resolve().parent.parent)  # this omicslake, beside the workflow
-                path = os.pathsep.join(filter(None, [package, os.environ.get("PYTHONPATH")]))
+                command, env = module_command("omicslake.registrar")
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "omicslake.registrar"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    env={**os.environ, "PYTHONPATH": path},
+                    command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
                 )
             try:
                 self.process.stdin.write(json.dumps(request) + "\n")

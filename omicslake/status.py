@@ -106,23 +106,24 @@ def collect(config: dict, snapshots: int = 10, wait_seconds: float = 10) -> Stat
 def lake_tables(con) -> list[Table]:
     """Every table of the lake with its rows, data files and bytes (rows by count(*), which
     DuckLake answers from file footers and counts a user's DELETEs in; the rest from the catalog).
-    In one transaction: DuckLake reads its catalog once, not per count (12 ms a table, then 4 ms)."""
+    In one transaction: DuckLake reads its catalog once, not per count (~8% faster at 1,000 tables:
+    each count still costs ~10 ms there, growing with the tables)."""
     con.execute("BEGIN")
-    tables = con.execute(
-        f"""SELECT s.schema_name, t.table_name, count(f.data_file_id), coalesce(sum(f.file_size_bytes), 0)
-            FROM {META}.ducklake_table t
-            JOIN {META}.ducklake_schema s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL
-            LEFT JOIN {META}.ducklake_data_file f ON f.table_id = t.table_id AND f.end_snapshot IS NULL
-            WHERE t.end_snapshot IS NULL AND s.schema_name <> 'omicslake'
-            GROUP BY ALL ORDER BY ALL"""
-    ).fetchall()
     try:
+        tables = con.execute(
+            f"""SELECT s.schema_name, t.table_name, count(f.data_file_id), coalesce(sum(f.file_size_bytes), 0)
+                FROM {META}.ducklake_table t
+                JOIN {META}.ducklake_schema s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL
+                LEFT JOIN {META}.ducklake_data_file f ON f.table_id = t.table_id AND f.end_snapshot IS NULL
+                WHERE t.end_snapshot IS NULL AND s.schema_name <> 'omicslake'
+                GROUP BY ALL ORDER BY ALL"""
+        ).fetchall()
         return [
             Table(f"{schema}.{table}", count_rows(con, schema, table), int(files), int(size))
             for schema, table, files, size in tables
         ]
     finally:
-        con.execute("COMMIT")
+        con.execute("ROLLBACK")  # read only: nothing to commit, and no error hidden by a failing COMMIT
 
 
 def count_rows(con, schema: str, table: str) -> int:

@@ -33,6 +33,8 @@ import time
 import traceback
 from pathlib import Path
 
+from omicslake import module_command
+
 IDLE_SECONDS = 10  # no job for this long: the server ends
 START_SECONDS = 60  # a job waits this long for a server to start, then runs the script itself
 PACKAGE = Path(__file__).resolve().parent
@@ -106,17 +108,12 @@ def connect(name: str) -> socket.socket | None:
 def start(name: str) -> subprocess.Popen:
     """Start a server (in a session of its own: a job's Ctrl-C or end does not end it). If another
     job's server wins the name, this one ends at once (exit 0) and the job connects to that one."""
-    path = os.pathsep.join(filter(None, [str(PACKAGE.parent), os.environ.get("PYTHONPATH")]))
+    command, env = module_command("omicslake.warm")
     log = Path(".snakemake", "omicslake", "warm.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as stream:
         return subprocess.Popen(
-            [sys.executable, "-m", "omicslake.warm", name],
-            stdin=subprocess.DEVNULL,
-            stdout=stream,
-            stderr=stream,
-            env={**os.environ, "PYTHONPATH": path},
-            start_new_session=True,
+            [*command, name], stdin=subprocess.DEVNULL, stdout=stream, stderr=stream, env=env, start_new_session=True
         )
 
 

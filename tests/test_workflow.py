@@ -60,6 +60,7 @@ def test_demo_config_runs_offline(tmp_path):
     config = demo_http_config()
     result = run_snakemake(tmp_path, config)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / ".snakemake/omicslake/warm.log").exists()  # the ingest jobs were handed to a warm process
     con = connect()
     con.execute(
         f"ATTACH 'ducklake:{tmp_path}/results/demo/lake/omicslake.ducklake' AS lake "
