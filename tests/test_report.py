@@ -284,3 +284,36 @@ def test_status_does_not_wait_for_a_long_registration(lake):
     assert "is busy: a registration is running" in status.lake_error
     assert [(d.dataset, d.state) for d in status.datasets] == [("http.samples", "staged")]  # staging still read
     assert [t.table for t in collect(config).tables] == ["http.samples"]  # the lock is free again
+
+
+def test_the_report_of_thousands_of_datasets_reads_per_source_with_failures_first(tmp_path):
+    from PIL import Image
+
+    from omicslake.report import plot_datasets, summary_page
+    from omicslake.status import Dataset, Status
+
+    datasets = [Dataset(f"http.t{i:04d}", "registered", loads=1, rows=100, bytes=2_000) for i in range(3000)]
+    datasets += [Dataset(f"geo.GSE{i}", "registered", loads=2, rows=5_000, bytes=90_000) for i in range(40)]
+    datasets += [Dataset("http.t9998", "failed", cause="HTTP 503 from the server", failed_step="ingest_http")]
+    datasets += [Dataset("geo.GSE999", "failed", cause="truncated gzip", failed_step="ingest_geo", log="logs/x.log")]
+    change = {d.dataset: "new" for d in datasets} | {"http.t9998": "failed", "geo.GSE999": "failed"}
+    change |= {f"geo.GSE{i}": "replaced" for i in range(10, 20)}
+    page = summary_page(Status("c", None, [], [], datasets, []), change)
+
+    sources = page.split('<table id="sources">')[1].split("</table>")[0]
+    cells = lambda row: re.findall(r"<td[^>]*>(.*?)</td>", row)  # noqa: E731
+    per_source = {cells(r)[0]: cells(r) for r in sources.split("<tr>")[2:]}
+    assert per_source["http"][1:4] == ["3,001", "3,000", "0"]  # datasets, new, replaced
+    assert per_source["http"][5] == "1" and per_source["geo"][5] == "1"  # failed
+    assert per_source["geo"][1:4] == ["41", "30", "10"]
+    assert per_source["geo"][7] == f"{40 * 5_000:,}"  # rows
+    failures = page.split('<table id="failures">')[1].split("</table>")[0]
+    assert "truncated gzip" in failures and "HTTP 503" in failures and "logs/x.log" in failures
+    assert page.index('id="sources"') < page.index('id="failures"') < page.index('id="datasets"')
+    first_rows = page.split('<table id="datasets">')[1].split("<tbody>")[1].split("</tr>")[:2]
+    assert all(">failed<" in row for row in first_rows)  # failures first in the full table too
+
+    plot = tmp_path / "datasets.png"
+    plot_datasets(datasets, change, str(plot))
+    width, height = Image.open(plot).size
+    assert width <= 1400 and height <= 600, (width, height)  # two bars, not 3,042
