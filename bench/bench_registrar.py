@@ -3,7 +3,8 @@
 Run by hand: .venv/bin/python bench/bench_registrar.py [--loads 1000] [--processes 30]
 
 Stages N one-file loads (100 rows each, one table per dataset, as `http` datasets are; manifests
-as ingest writes them, not timed), then registers them four ways, each in a fresh lake:
+as ingest writes them, not timed), then registers them four ways, each in a fresh lake (a reload
+into the lake of its first pass):
 
   registrar new     the run's registrar (`omicslake.registrar`), every load creating its table
   registrar reload  the same registrar, a second version of every load (existing tables, old rows retired)
@@ -11,6 +12,8 @@ as ingest writes them, not timed), then registers them four ways, each in a fres
                     did, without Snakemake's share), on the first `--processes` loads
   DuckLake bare     one connection: CREATE TABLE + ducklake_add_data_files + COMMIT per load (no
                     checks, no provenance, no receipt): the lower bound
+  ... reload        the same connection, a second version of every load: DELETE the table's rows +
+                    ducklake_add_data_files + COMMIT (the lower bound of `registrar reload`)
 
 and prints loads/s of each and the registrar's per-load milliseconds in the first and last tenth
 of the loads (how the cost grows with the catalog).
@@ -93,16 +96,21 @@ def process_per_load(manifests: list[Path], lake: Path) -> list[float]:
     return seconds
 
 
-def bare(manifests: list[Path], lake: Path) -> list[float]:
+def bare(manifests: list[Path], lake: Path, reload: bool = False) -> list[float]:
+    """One snapshot per load, nothing else: a new table each, or (`reload`) the table's old rows
+    deleted and the new file added."""
     con, seconds = connect(), []
-    (lake / "data").mkdir(parents=True)
+    (lake / "data").mkdir(parents=True, exist_ok=True)
     con.execute(attach_sql(str(lake / "omicslake.ducklake"), str(lake / "data") + "/"))
     con.execute("CALL lake.set_option('auto_compact', false)")
     for manifest in manifests:
         staged = Manifest.read(manifest).files[0]
         start = time.perf_counter()
         con.execute("BEGIN")
-        con.execute(f"CREATE TABLE lake.{manifest.parent.name} (id BIGINT, value DOUBLE)")
+        if reload:
+            con.execute(f"DELETE FROM lake.{manifest.parent.name}")
+        else:
+            con.execute(f"CREATE TABLE lake.{manifest.parent.name} (id BIGINT, value DOUBLE)")
         con.execute("CALL ducklake_add_data_files('lake', ?, ?)", [manifest.parent.name, staged.path])
         con.execute("COMMIT")
         seconds.append(time.perf_counter() - start)
@@ -123,15 +131,16 @@ def main() -> None:
         results["registrar reload"] = through_registrar(stage(root / "a", args.loads, 2), root / "a" / "lake")
         results["process per load"] = process_per_load(stage(root / "b", args.processes, 1), root / "b" / "lake")
         results["DuckLake bare"] = bare(stage(root / "c", args.loads, 1), root / "c" / "lake")
+        results["DuckLake bare reload"] = bare(stage(root / "c", args.loads, 2), root / "c" / "lake", reload=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"{args.loads} one-file loads ({ROWS} rows), a table each; 2 cores")
-    print(f"{'method':<18} {'loads':>6} {'loads/s':>8} {'ms/load first 10%':>18} {'ms/load last 10%':>17}")
+    print(f"{'method':<20} {'loads':>6} {'loads/s':>8} {'ms/load first 10%':>18} {'ms/load last 10%':>17}")
     for method, seconds in results.items():
         tenth = max(1, len(seconds) // 10)
         first, last = (1000 * sum(part) / len(part) for part in (seconds[:tenth], seconds[-tenth:]))
         rate = len(seconds) / sum(seconds)
-        print(f"{method:<18} {len(seconds):>6} {rate:>8.1f} {first:>18.0f} {last:>17.0f}")
+        print(f"{method:<20} {len(seconds):>6} {rate:>8.1f} {first:>18.0f} {last:>17.0f}")
     ours = len(results["registrar new"]) / sum(results["registrar new"])
     per_process = len(results["process per load"]) / sum(results["process per load"])
     print(f"registrar new / process per load: {ours / per_process:.1f}x loads/s")
