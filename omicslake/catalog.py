@@ -1,4 +1,7 @@
-"""Access to the DuckLake catalog: offline extension loading, attach, one writer at a time."""
+"""Access to the DuckLake catalog: offline extension loading, attach, one writer at a time; and
+every query of DuckLake's own tables (`{META}.ducklake_*`, `ducklake_list_files`, `snapshots()`,
+`current_snapshot()`, `set_option`, a copied catalog's tables). Omicslake's provenance tables
+(`lake.omicslake.*`) are `omicslake.provenance`'s."""
 
 from __future__ import annotations
 
@@ -394,3 +397,164 @@ def table_exists(con, schema: str, table: str) -> bool:
 def ident(name: str) -> str:
     """`name` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+def table_folder(con, schema: str, table: str, data_path: str) -> Path:
+    """The folder DuckLake uses for a table: files placed there are stored relative to DATA_PATH."""
+    row = con.execute(
+        f"SELECT s.path, s.path_is_relative, t.path, t.path_is_relative FROM {META}.ducklake_table t "
+        f"JOIN {META}.ducklake_schema s USING (schema_id) WHERE s.schema_name = ? AND t.table_name = ? "
+        "AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL",
+        [schema, table],
+    ).fetchone()
+    if row is None:
+        row = con.execute(
+            f"SELECT path, path_is_relative, ?, true FROM {META}.ducklake_schema "
+            "WHERE schema_name = ? AND end_snapshot IS NULL",
+            [f"{table}/", schema],
+        ).fetchone()
+    if row is None:
+        row = (f"{schema}/", True, f"{table}/", True)  # DuckLake's default for a new schema and table
+    schema_path, schema_rel, table_path, table_rel = row
+    base = Path(schema_path) if not schema_rel else Path(data_path, schema_path)
+    return Path(table_path) if not table_rel else base / table_path
+
+
+def registered_paths(con, tables: list[tuple[str, str]]) -> set[str]:
+    """Absolute paths of the data files DuckLake lists for these (schema, table) pairs."""
+    paths = set()
+    for schema, table in tables:
+        if table_exists(con, schema, table):
+            rows = con.execute("SELECT data_file FROM ducklake_list_files(?, ?, schema => ?)", [ALIAS, table, schema])
+            paths.update(r[0] for r in rows.fetchall())
+    return paths
+
+
+def row_id_ranges(con, schema: str, table: str, paths: list[str]) -> list[tuple[int, int]]:
+    """Row id ranges of these data files of the table (provenance paths), adjacent ranges merged.
+    A file in DATA_PATH is found by its name (dlt's names are unique), one in place by its URL."""
+    names = [Path(p).name for p in paths if "://" not in p]
+    urls = [p for p in paths if "://" in p]
+    spans = con.execute(
+        f"SELECT df.row_id_start, df.row_id_start + df.record_count - 1 FROM {META}.ducklake_data_file df "
+        f"JOIN {META}.ducklake_table t USING (table_id) JOIN {META}.ducklake_schema s USING (schema_id) "
+        "WHERE s.schema_name = ? AND t.table_name = ? AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL "
+        "AND df.end_snapshot IS NULL AND (CASE WHEN df.path_is_relative THEN regexp_extract(df.path, '[^/]*$') IN ? "
+        "ELSE df.path IN ? END) ORDER BY 1",
+        [schema, table, names or [""], urls or [""]],
+    ).fetchall()
+    merged: list[tuple[int, int]] = []
+    for first, last in spans:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def current_snapshot(con) -> int:
+    """The id of the lake's last committed snapshot."""
+    return con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()[0]
+
+
+def set_commit_message(con, message: str, extra_info: str) -> None:
+    """The message (and JSON `extra_info`) of the snapshot the open transaction commits."""
+    con.execute(f"CALL {ALIAS}.set_commit_message('omicslake', ?, extra_info => ?)", [message, extra_info])
+
+
+def committed_as(con, message: str) -> int | None:
+    """The newest snapshot committed with this message (None: none was)."""
+    found = con.execute(
+        f"SELECT max(snapshot_id) FROM {META}.ducklake_snapshot_changes WHERE commit_message = ?", [message]
+    ).fetchone()
+    return found[0] if found else None
+
+
+def no_compaction(con, schema: str, table: str) -> None:
+    """DuckLake's compaction (CHECKPOINT, merge_adjacent_files) rewrites registered files and, once
+    `expire_older_than`/`delete_older_than` are set, deletes the originals: ours and objects
+    registered in place alike. Every table omicslake registers into opts out; so does the whole
+    catalog (`omicslake.provenance.PROVENANCE`), which covers a new table until its own option is
+    set in the next transaction (`protect`)."""
+    con.execute(f"CALL {ALIAS}.set_option('auto_compact', false, schema => ?, table_name => ?)", [schema, table])
+
+
+def protect(con, tables: set[str]) -> None:
+    """auto_compact off for those of `tables` (`<schema>.<table>`) that still exist (see `no_compaction`)."""
+    for name in sorted(tables):
+        schema, table = name.split(".", 1)
+        if table_exists(con, schema, table):
+            no_compaction(con, schema, table)
+
+
+def table_names(con) -> set[str]:
+    """`<schema>.<table>` of every table the lake has."""
+    rows = con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ?", [ALIAS])
+    return {f"{schema}.{table}" for schema, table in rows.fetchall()}
+
+
+def table_files(con) -> list[tuple[str, str, int, int]]:
+    """(schema, table, data files, bytes) of every table of the lake but omicslake's own, from the catalog."""
+    return con.execute(
+        f"""SELECT s.schema_name, t.table_name, count(f.data_file_id), coalesce(sum(f.file_size_bytes), 0)
+            FROM {META}.ducklake_table t
+            JOIN {META}.ducklake_schema s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL
+            LEFT JOIN {META}.ducklake_data_file f ON f.table_id = t.table_id AND f.end_snapshot IS NULL
+            WHERE t.end_snapshot IS NULL AND s.schema_name <> 'omicslake'
+            GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+
+
+FILES = f"""
+WITH tables AS (
+    SELECT DISTINCT ON (table_id) table_id, schema_id, path, path_is_relative
+    FROM {META}.ducklake_table ORDER BY table_id, begin_snapshot DESC
+), schemas AS (
+    SELECT DISTINCT ON (schema_id) schema_id, path, path_is_relative
+    FROM {META}.ducklake_schema ORDER BY schema_id, begin_snapshot DESC
+), files AS (
+    SELECT table_id, path, path_is_relative, file_size_bytes, record_count FROM {META}.ducklake_data_file
+    UNION ALL
+    SELECT table_id, path, path_is_relative, file_size_bytes, NULL FROM {META}.ducklake_delete_file
+)
+SELECT CASE WHEN NOT f.path_is_relative THEN f.path
+            WHEN NOT t.path_is_relative THEN t.path || f.path
+            WHEN NOT s.path_is_relative THEN s.path || t.path || f.path
+            ELSE ? || s.path || t.path || f.path END AS file,
+       f.file_size_bytes, f.record_count
+FROM files f JOIN tables t USING (table_id) JOIN schemas s ON s.schema_id = t.schema_id
+ORDER BY file
+"""
+
+
+def referenced_files(con, data_path: str) -> list[tuple[str, int, int | None]]:
+    """(file, bytes, rows) of every data and delete file the catalog references in any snapshot
+    (rows None for a delete file), by the name DuckDB reads it under."""
+    return con.execute(FILES, [data_path]).fetchall()
+
+
+def copy_tables(con, conninfo: str, target: Path) -> None:
+    """Every DuckLake table of a PostgreSQL catalog into a new DuckDB file, in one transaction."""
+    con.execute(f"ATTACH '{quote(conninfo)}' AS catalog_source (TYPE postgres, READ_ONLY)")
+    con.execute(f"ATTACH '{quote(str(target))}' AS published")
+    con.execute("BEGIN")  # one consistent read, whatever writers commit meanwhile
+    tables = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'catalog_source' "
+        "AND table_name LIKE 'ducklake%'"
+    ).fetchall()
+    for schema, table in tables:
+        con.execute(f'CREATE TABLE published.main."{table}" AS SELECT * FROM catalog_source."{schema}"."{table}"')
+    con.execute("COMMIT")
+    con.execute("DETACH published")
+    con.execute("DETACH catalog_source")
+
+
+def relocate(copy: duckdb.DuckDBPyConnection, data_path: str) -> int:
+    """Point a copied DuckDB-file catalog (`copy`: a connection to the file itself, not an attached
+    lake) at another data path; return its last snapshot."""
+    copy.execute("UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path' AND scope IS NULL", [data_path])
+    return copy.execute("SELECT max(snapshot_id) FROM ducklake_snapshot").fetchone()[0]

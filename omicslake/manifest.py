@@ -18,7 +18,7 @@ from pathlib import Path
 from omicslake.errors import RESTAGE, DatasetError
 
 VERSION = 1
-JOURNAL = "moving.json"  # registration's journal of the files it moves into the lake (register.py)
+JOURNAL = "moving.json"  # registration's journal of the files it moves into the lake (register/move.py)
 
 
 def write_json(path: str | os.PathLike, data) -> None:

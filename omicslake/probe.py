@@ -15,7 +15,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from omicslake.catalog import ALIAS, NoLake, open_lake, table_columns
+from omicslake import provenance
+from omicslake.catalog import NoLake, open_lake, table_names
 from omicslake.download import DownloadSettings
 from omicslake.errors import OmicslakeError, first_line
 from omicslake.manifest import Receipt, Upstream, utc_now, write_json
@@ -105,23 +106,11 @@ def live_loads(catalog: str, data_path: str, source: str) -> dict[str, str]:
             return {}
         except OmicslakeError as e:  # no dataset of the source can be probed: name the source
             raise OmicslakeError(f"{source} (every dataset): {e.message}", e.fix) from None
-        if table_columns(con, "omicslake", "loads") is None:
+        if not provenance.recorded(con):
             return {}
-        current = con.execute(
-            f"SELECT dataset, arg_max(load_id, snapshot_id) FROM {ALIAS}.omicslake.loads "
-            "WHERE dataset LIKE ? GROUP BY dataset",
-            [f"{source}.%"],
-        ).fetchall()
-        tables = con.execute(
-            f"SELECT DISTINCT dataset, load_id, table_name FROM {ALIAS}.omicslake.files WHERE dataset LIKE ?",
-            [f"{source}.%"],
-        ).fetchall()
-        existing = {
-            f"{schema}.{table}"
-            for schema, table in con.execute(
-                "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ?", [ALIAS]
-            ).fetchall()
-        }
+        current = provenance.source_loads(con, source)
+        tables = provenance.source_tables(con, source)
+        existing = table_names(con)
     missing = {(dataset, load_id) for dataset, load_id, table in tables if table not in existing}
     return {dataset: load_id for dataset, load_id in current if (dataset, load_id) not in missing}
 

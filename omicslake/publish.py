@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from omicslake.catalog import is_file_catalog, normalise, open_lake, quote
+from omicslake.catalog import copy_tables, is_file_catalog, normalise, open_lake, relocate
 
 log = logging.getLogger("omicslake")
 CATALOG = "omicslake.ducklake"
@@ -46,33 +46,13 @@ def publish(catalog: str, data_path: str, dest: str | Path, data_url: str | None
         else:
             copy_tables(con, catalog.removeprefix("postgres:"), partial)
     with duckdb.connect(str(partial)) as copy:
-        copy.execute(
-            "UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path' AND scope IS NULL",
-            [data_url or f"{dest / 'data'}/"],
-        )
-        snapshot = copy.execute("SELECT max(snapshot_id) FROM ducklake_snapshot").fetchone()[0]
+        snapshot = relocate(copy, data_url or f"{dest / 'data'}/")
     linked = copied = 0
     if not data_url:
         linked, copied = mirror(Path(data_path), dest / "data")
     os.replace(partial, dest / CATALOG)  # the catalog last: a consumer never sees one without its data
     log.info("published snapshot %s to %s (%d files linked, %d copied)", snapshot, dest, linked, copied)
     return {"catalog": str(dest / CATALOG), "snapshot": snapshot, "linked": linked, "copied": copied}
-
-
-def copy_tables(con, conninfo: str, target: Path) -> None:
-    """Every DuckLake table of a PostgreSQL catalog into a new DuckDB file, in one transaction."""
-    con.execute(f"ATTACH '{quote(conninfo)}' AS catalog_source (TYPE postgres, READ_ONLY)")
-    con.execute(f"ATTACH '{quote(str(target))}' AS published")
-    con.execute("BEGIN")  # one consistent read, whatever writers commit meanwhile
-    tables = con.execute(
-        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'catalog_source' "
-        "AND table_name LIKE 'ducklake%'"
-    ).fetchall()
-    for schema, table in tables:
-        con.execute(f'CREATE TABLE published.main."{table}" AS SELECT * FROM catalog_source."{schema}"."{table}"')
-    con.execute("COMMIT")
-    con.execute("DETACH published")
-    con.execute("DETACH catalog_source")
 
 
 def mirror(source: Path, target: Path) -> tuple[int, int]:

@@ -14,7 +14,8 @@ from datetime import datetime
 from pathlib import Path
 
 from omicslake import config as cfg
-from omicslake.catalog import ALIAS, META, open_lake, table_columns
+from omicslake import provenance
+from omicslake.catalog import ALIAS, open_lake, table_files
 from omicslake.errors import OmicslakeError
 from omicslake.jobs import OUTCOMES, UNFINISHED, Outcome
 from omicslake.manifest import JOURNAL
@@ -92,7 +93,7 @@ def collect(config: dict, snapshots: int = 10, wait_seconds: float = 10, count_t
         s3 = cfg.s3_locations(config)
         with open_lake(lake["catalog"], lake["data_path"], read_only=True, wait_seconds=wait_seconds, s3=s3) as con:
             tables = lake_tables(con) if count_tables else []
-            if table_columns(con, "omicslake", "loads") is not None:
+            if provenance.recorded(con):
                 loads, history = current_loads(con), lake_history(con)
     except OmicslakeError as e:  # no lake yet, or it cannot be read: the datasets still show
         lake_error = str(e)
@@ -111,17 +112,9 @@ def lake_tables(con) -> list[Table]:
     each count still costs ~10 ms there, growing with the tables)."""
     con.execute("BEGIN")
     try:
-        tables = con.execute(
-            f"""SELECT s.schema_name, t.table_name, count(f.data_file_id), coalesce(sum(f.file_size_bytes), 0)
-                FROM {META}.ducklake_table t
-                JOIN {META}.ducklake_schema s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL
-                LEFT JOIN {META}.ducklake_data_file f ON f.table_id = t.table_id AND f.end_snapshot IS NULL
-                WHERE t.end_snapshot IS NULL AND s.schema_name <> 'omicslake'
-                GROUP BY ALL ORDER BY ALL"""
-        ).fetchall()
         return [
             Table(f"{schema}.{table}", count_rows(con, schema, table), int(files), int(size))
-            for schema, table, files, size in tables
+            for schema, table, files, size in table_files(con)
         ]
     finally:
         con.execute("ROLLBACK")  # read only: nothing to commit, and no error hidden by a failing COMMIT
@@ -134,15 +127,7 @@ def count_rows(con, schema: str, table: str) -> int:
 
 def current_loads(con) -> dict[str, dict]:
     """{dataset: its newest load, with its upstream version and newest upstream date}."""
-    rows = con.execute(
-        f"""SELECT l.dataset, l.loads, l.load_id, l.snapshot_id, l.rows, l.files, l.bytes, l.registered_at::VARCHAR,
-                   list(DISTINCT u.version) FILTER (u.version IS NOT NULL),
-                   list(DISTINCT u.last_modified) FILTER (u.last_modified IS NOT NULL)
-            FROM (SELECT *, count(*) OVER (PARTITION BY dataset) AS loads FROM {ALIAS}.omicslake.loads
-                  QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY snapshot_id DESC) = 1) l
-            LEFT JOIN {ALIAS}.omicslake.upstream u USING (dataset, load_id)
-            GROUP BY ALL"""
-    ).fetchall()
+    rows = provenance.newest_loads(con)
     keys = ("loads", "load_id", "snapshot_id", "rows", "files", "bytes", "registered_at")
     loads = {}
     for dataset, *values, versions, dates in rows:
@@ -155,11 +140,7 @@ def current_loads(con) -> dict[str, dict]:
 
 def lake_history(con) -> list[Snapshot]:
     """Every snapshot that registered a load, oldest first, with the lake's size after it."""
-    events = con.execute(
-        f"""SELECT s.snapshot_id, s.snapshot_time::VARCHAR, l.dataset, l.rows, l.bytes
-            FROM {ALIAS}.snapshots() s JOIN {ALIAS}.omicslake.loads l USING (snapshot_id)
-            ORDER BY s.snapshot_id, l.dataset"""
-    ).fetchall()
+    events = provenance.load_events(con)
     current: dict[str, tuple[int, int]] = {}  # a dataset's newest load replaces its previous one
     history: list[Snapshot] = []
     for snapshot_id, time, dataset, rows, data_bytes in events:

@@ -14,28 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from omicslake.catalog import META, file_size, normalise, open_lake
-
-FILES = f"""
-WITH tables AS (
-    SELECT DISTINCT ON (table_id) table_id, schema_id, path, path_is_relative
-    FROM {META}.ducklake_table ORDER BY table_id, begin_snapshot DESC
-), schemas AS (
-    SELECT DISTINCT ON (schema_id) schema_id, path, path_is_relative
-    FROM {META}.ducklake_schema ORDER BY schema_id, begin_snapshot DESC
-), files AS (
-    SELECT table_id, path, path_is_relative, file_size_bytes, record_count FROM {META}.ducklake_data_file
-    UNION ALL
-    SELECT table_id, path, path_is_relative, file_size_bytes, NULL FROM {META}.ducklake_delete_file
-)
-SELECT CASE WHEN NOT f.path_is_relative THEN f.path
-            WHEN NOT t.path_is_relative THEN t.path || f.path
-            WHEN NOT s.path_is_relative THEN s.path || t.path || f.path
-            ELSE ? || s.path || t.path || f.path END AS file,
-       f.file_size_bytes, f.record_count
-FROM files f JOIN tables t USING (table_id) JOIN schemas s ON s.schema_id = t.schema_id
-ORDER BY file
-"""
+from omicslake.catalog import file_size, normalise, open_lake, referenced_files
 
 
 @dataclasses.dataclass
@@ -53,7 +32,7 @@ def verify(catalog: str, data_path: str, s3: list[dict] | None = None) -> Report
     _, data_path = normalise(catalog, data_path)
     report = Report()
     with open_lake(catalog, data_path, read_only=True, s3=s3) as con:
-        files = con.execute(FILES, [data_path]).fetchall()
+        files = referenced_files(con, data_path)
         report.files = len(files)
         present = []
         for file, size, rows in files:

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from omicslake import register as register_module
+from omicslake import provenance
 from omicslake.config import ConfigError, check
 from omicslake.errors import OmicslakeError
 from tests.conftest import REPO, write_gz
@@ -45,15 +45,15 @@ def test_readers_query_while_a_registration_runs(pg_lake, tmp_path, monkeypatch)
     pg_lake.ingest("more", genes_entry(tmp_path, "more"))
     inside = threading.Event()
     release = threading.Event()
-    provenance = register_module.write_provenance
+    write_provenance = provenance.write_provenance
 
     def slow_provenance(*args, **kwargs):  # hold the registration open inside its transaction
-        row = provenance(*args, **kwargs)
+        row = write_provenance(*args, **kwargs)
         inside.set()
         release.wait(30)
         return row
 
-    monkeypatch.setattr(register_module, "write_provenance", slow_provenance)
+    monkeypatch.setattr(provenance, "write_provenance", slow_provenance)
     done = {}
     writer = threading.Thread(target=lambda: done.update(receipt=pg_lake.register("more")))
     writer.start()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from omicslake import register as register_module
+from omicslake import provenance
 from omicslake.catalog import connect, open_lake
 from omicslake.errors import DatasetError, OmicslakeError
 from omicslake.manifest import Manifest
@@ -169,7 +169,7 @@ def test_failure_inside_registration_leaves_catalog_unchanged_and_rerun_complete
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(register_module, "write_provenance", crash)
+    monkeypatch.setattr(provenance, "write_provenance", crash)
     with pytest.raises(DatasetError, match="registration failed, catalog unchanged: disk full"):
         lake.register("genes")
     assert lake.query("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND schema_name = 'http'") == [
@@ -187,7 +187,7 @@ def killed_before_commit(lake, monkeypatch):
     def die(*args, **kwargs):
         raise KeyboardInterrupt  # like SIGKILL: no cleanup in omicslake's except clauses
 
-    monkeypatch.setattr(register_module, "write_provenance", die)
+    monkeypatch.setattr(provenance, "write_provenance", die)
     with pytest.raises(KeyboardInterrupt):
         lake.register("genes")
     monkeypatch.undo()
