@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from omicslake import provenance
+from omicslake.catalog import open_lake, table_files
 from omicslake.config import ConfigError, check
 from omicslake.errors import OmicslakeError
+from omicslake.status import collect
 from tests.conftest import REPO, write_gz
 from tests.servers import PostgresServer
 
@@ -38,6 +40,10 @@ def test_a_postgres_catalog_loads_replaces_and_reruns(pg_lake, tmp_path):
     snapshots = pg_lake.query("SELECT snapshot_id FROM lake.snapshots() WHERE commit_message LIKE 'load %' ORDER BY 1")
     loads = pg_lake.query("SELECT snapshot_id FROM lake.omicslake.loads ORDER BY 1")
     assert loads == snapshots == [(first.snapshot_id,), (second.snapshot_id,)]  # read back, as DuckLake numbered them
+    config = {"lake": pg_lake.lake, "staging": str(pg_lake.staging), "sources": {"http": []}}
+    assert [(t.table, t.rows) for t in collect(config).tables] == [("http.genes", 4)]
+    with open_lake(pg_lake.catalog, pg_lake.data_path, read_only=True) as con:
+        assert [(s, t, rows) for s, t, _, _, rows in table_files(con)] == [("http", "genes", 4)]  # inlined deletes
 
 
 def test_readers_query_while_a_registration_runs(pg_lake, tmp_path, monkeypatch):

@@ -317,3 +317,31 @@ def test_the_report_of_thousands_of_datasets_reads_per_source_with_failures_firs
     plot_datasets(datasets, change, str(plot))
     width, height = Image.open(plot).size
     assert width <= 1400 and height <= 600, (width, height)  # two bars, not 3,042
+
+
+def test_status_counts_rows_from_the_catalog_as_count_star_does(lake, tmp_path):
+    from omicslake.catalog import table_files
+    from omicslake.status import collect
+
+    def csv(name: str, rows: int, offset: int = 0) -> str:
+        path = tmp_path / f"{name}.csv"
+        path.write_text("id,value\n" + "".join(f"{i},{i + offset}.5\n" for i in range(rows)))
+        return path.as_uri()
+
+    for name, rows in {"a": 5_000, "b": 300, "c": 3_000, "d": 100, "e": 3}.items():
+        lake.load(name, {"url": csv(name, rows)})
+    lake.load("a", {"url": csv("a", 6_000, offset=1)})  # a reload: the old load's file retired whole
+    lake.load("e", {"url": csv("e", 4, offset=1)})  # a reload of a small load: DuckLake inlines the deletes
+    with open_lake(lake.catalog, lake.data_path) as con:  # what an analyst may do by hand
+        con.execute("DELETE FROM lake.http.b WHERE id < 10")  # small: DuckLake inlines the deletes
+        con.execute("DELETE FROM lake.http.c WHERE id % 2 = 0")  # a delete file
+        con.execute("INSERT INTO lake.http.d SELECT range, 0.5 FROM range(5)")  # inlined rows
+        names = [f"{s}.{t}" for s, t in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'lake' AND schema_name = 'http'"
+        ).fetchall()]  # fmt: skip
+        exact = {name: con.execute(f"SELECT count(*) FROM lake.{name}").fetchone()[0] for name in names}
+        from_catalog = {f"{s}.{t}": rows for s, t, _, _, rows in table_files(con)}
+    assert exact == {"http.a": 6_000, "http.b": 290, "http.c": 1_500, "http.d": 105, "http.e": 4}
+    assert from_catalog == exact  # files, delete files, inlined deletes (b) and inlined rows (d)
+    config = {"lake": lake.lake, "staging": str(lake.staging), "sources": {"http": []}}
+    assert {t.table: t.rows for t in collect(config).tables} == exact
