@@ -53,49 +53,31 @@ def recorded(con) -> bool:
 
 
 def current_load(con: duckdb.DuckDBPyConnection, dataset: str) -> dict | None:
+    """The dataset's newest `omicslake.loads` row, with its `omicslake.files` rows as "files": a
+    registration reads them once (each query of a provenance table scans DuckLake's catalog)."""
     row = con.execute(
         f"SELECT * FROM {ALIAS}.omicslake.loads WHERE dataset = ? ORDER BY snapshot_id DESC LIMIT 1", [dataset]
     ).fetchone()
-    return dict(zip([d[0] for d in con.description], row, strict=True)) if row else None
-
-
-def load_tables(con, dataset: str, load_id: str) -> list[tuple[str]]:
-    return con.execute(
-        f"SELECT DISTINCT table_name FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
-        [dataset, load_id],
-    ).fetchall()
-
-
-def tables_exist(con, dataset: str, load_row: dict) -> bool:
-    """Every table the load registered files in still exists (nobody dropped one)."""
-    tables = load_tables(con, dataset, load_row["load_id"])
-    return all(table_exists(con, *name.split(".", 1)) for (name,) in tables)
-
-
-def load_paths(con, dataset: str, load_id: str) -> list[str]:
-    """The provenance paths of a load's files, sorted."""
-    return [
-        r[0]
-        for r in con.execute(
-            f"SELECT path FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ? ORDER BY path",
-            [dataset, load_id],
-        ).fetchall()
-    ]
-
-
-def load_files(con, dataset: str, load_id: str) -> list[dict]:
-    """A load's `omicslake.files` rows."""
-    result = con.execute(f"SELECT * FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?", [dataset, load_id])
+    if not row:
+        return None
+    load = dict(zip([d[0] for d in con.description], row, strict=True))
+    result = con.execute(
+        f"SELECT * FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ? ORDER BY path",
+        [dataset, load["load_id"]],
+    )
     names = [d[0] for d in result.description]
-    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    load["files"] = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+    return load
 
 
-def file_rows(con, dataset: str, load_id: str) -> list[tuple[str, str, int]]:
-    """(table, path, rows) of a load's files."""
-    return con.execute(
-        f"SELECT table_name, path, rows FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ?",
-        [dataset, load_id],
-    ).fetchall()
+def load_tables(load: dict) -> set[str]:
+    """`<schema>.<table>` of the tables a load (`current_load`) registered files in."""
+    return {f["table_name"] for f in load["files"]}
+
+
+def tables_exist(con, load: dict) -> bool:
+    """Every table the load registered files in still exists (nobody dropped one)."""
+    return all(table_exists(con, *name.split(".", 1)) for name in load_tables(load))
 
 
 def upstream_versions(con, dataset: str, load_id: str) -> dict[str, tuple[str | None, int | None]]:
@@ -111,15 +93,6 @@ def has_in_place(con, qualified: str) -> bool:
     """Does the table hold files registered in place (objects that are not ours)?"""
     query = f"SELECT count(*) FROM {ALIAS}.omicslake.files WHERE table_name = ? AND path LIKE '%://%'"
     return bool(con.execute(query, [qualified]).fetchone()[0])
-
-
-def table_rows(con, dataset: str, load_id: str, qualified: str) -> int:
-    """The rows a load registered in a table (`<schema>.<table>`)."""
-    return con.execute(
-        f"SELECT coalesce(sum(rows), 0) FROM {ALIAS}.omicslake.files WHERE dataset = ? AND load_id = ? "
-        "AND table_name = ?",
-        [dataset, load_id, qualified],
-    ).fetchone()[0]
 
 
 def write_provenance(

@@ -95,7 +95,7 @@ def register_load(con, manifest: Manifest, workdir: Path, data_path: str, unprot
         protect(con, unprotected)
         discard_orphans(con, workdir, manifest)
         current = provenance.current_load(con, dataset)
-        live = current is not None and provenance.tables_exist(con, dataset, current)
+        live = current is not None and provenance.tables_exist(con, current)
         if not (live and current["fingerprint"] == manifest.fingerprint):
             if manifest.status == "unchanged":
                 (workdir / "stamp.json").unlink(missing_ok=True)  # the next probe then says "new"
@@ -111,8 +111,8 @@ def register_load(con, manifest: Manifest, workdir: Path, data_path: str, unprot
             unprotected.update(created)
             return receipt
         log.info("%s: unchanged, lake keeps load %s (snapshot %s)", dataset, current["load_id"], current["snapshot_id"])
-        protect(con, {name for (name,) in provenance.load_tables(con, dataset, current["load_id"])})  # a crash before
-        receipt = receipt_of(con, dataset, current, manifest, "unchanged")
+        protect(con, provenance.load_tables(current))  # a crash before
+        receipt = receipt_of(dataset, current, manifest, "unchanged")
         con.execute("COMMIT")
     except BaseException:
         with_rollback(con)
@@ -137,8 +137,8 @@ def protect_now(con, unprotected: set[str]) -> None:
             )
 
 
-def receipt_of(con, dataset: str, load_row: dict, manifest: Manifest, status: str) -> Receipt:
-    files = provenance.load_paths(con, dataset, load_row["load_id"])
+def receipt_of(dataset: str, load_row: dict, manifest: Manifest, status: str) -> Receipt:
+    files = [f["path"] for f in load_row["files"]]
     return Receipt(
         dataset,
         status,

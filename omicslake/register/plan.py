@@ -43,8 +43,12 @@ def kept_files(con, manifest: Manifest, current: dict | None) -> list[dict]:
     files the source found unchanged, and in-place objects already registered (a lost receipt)."""
     if not current:
         return []
-    files = provenance.load_files(con, manifest.dataset, current["load_id"])
-    versions = provenance.upstream_versions(con, manifest.dataset, current["load_id"])
+    files = current["files"]
+    registered = {row["path"] for row in files}
+    again = {f.upstream for f in manifest.files if f.in_place and f.path in registered}
+    versions = {}  # of the current load's upstream files: only a load that keeps files needs them
+    if manifest.kept or again:
+        versions = provenance.upstream_versions(con, manifest.dataset, current["load_id"])
     if lost := sorted(set(manifest.kept) - versions.keys()):
         raise DatasetError(
             manifest.dataset,
@@ -53,8 +57,6 @@ def kept_files(con, manifest: Manifest, current: dict | None) -> list[dict]:
             lost[0],
             fix="run the workflow again: the next run loads everything afresh",
         )
-    registered = {row["path"] for row in files}
-    again = {f.upstream for f in manifest.files if f.in_place and f.path in registered}
     now = {u.url: (u.etag, u.size) for u in manifest.upstream}
     for url in sorted(again):
         if versions.get(url) != now.get(url):
@@ -125,8 +127,8 @@ def plan_tables(
             )
         if existing is not None:
             conflicts = [(n, t, f) for n, (t, f) in columns.items() if n in existing and not compatible(t, existing[n])]
-            droppable = qualified not in kept_tables and not provenance.has_in_place(con, qualified)
-            if conflicts and droppable and owns_table(con, dataset, current, qualified):
+            droppable = conflicts and qualified not in kept_tables and not provenance.has_in_place(con, qualified)
+            if droppable and owns_table(con, current, qualified):
                 plan.recreate = True
             elif conflicts:
                 name, type_, file = conflicts[0]
@@ -145,12 +147,12 @@ def plan_tables(
     return plans
 
 
-def owns_table(con, dataset: str, current: dict | None, qualified: str) -> bool:
+def owns_table(con, current: dict | None, qualified: str) -> bool:
     """Every row of the table is from the dataset's current load."""
     if not current:
         return False
     schema, table = qualified.split(".", 1)
-    ours = provenance.table_rows(con, dataset, current["load_id"], qualified)
+    ours = sum(f["rows"] for f in current["files"] if f["table_name"] == qualified)
     total = con.execute(f"SELECT count(*) FROM {ALIAS}.{ident(schema)}.{ident(table)}").fetchone()[0]
     return ours == total
 

@@ -17,11 +17,10 @@ def retire_load(con, dataset: str, current: dict | None, data_path: str, skip: s
     """
     if not current:
         return
-    rows = provenance.file_rows(con, dataset, current["load_id"])
     by_table: dict[str, list[tuple[str, int]]] = {}
-    for table_name, path, n in rows:
-        if path not in keep:
-            by_table.setdefault(table_name, []).append((path, n))
+    for f in current["files"]:
+        if f["path"] not in keep:
+            by_table.setdefault(f["table_name"], []).append((f["path"], f["rows"]))
     for table_name, files in by_table.items():
         schema, table = table_name.split(".", 1)
         columns = table_columns(con, schema, table)
