@@ -502,10 +502,10 @@ def table_files(con) -> list[tuple[str, str, int, int, int]]:
     the catalog alone (a count(*) per table costs ~10 ms at 1,000 tables, growing with them).
 
     Rows: the live data files' rows, less their delete files' (one cumulative delete file per data
-    file) and the deletes DuckLake inlined into the catalog (`ducklake_inlined_delete_<table id>`:
-    small DELETEs, such as a reload retiring a small load), plus the live rows it inlined
-    (`ducklake_inlined_data_<table id>_<version>`: small INSERTs). The inlined tables are read only
-    for the tables a snapshot says it inlined into (`ducklake_snapshot_changes`). DuckLake 1.5's
+    file) and the deletes DuckLake inlined into the catalog (small DELETEs, such as a reload
+    retiring a small load), plus the live rows it inlined (small INSERTs). The inlined tables are
+    read only for the tables a snapshot says it inlined into (`ducklake_snapshot_changes`), or for
+    every table once old snapshots were expired (their changes went with them). DuckLake 1.5's
     layout, pinned; tests compare each case with count(*)."""
     con.execute("BEGIN")  # one state of the catalog for all the queries
     try:
@@ -517,16 +517,15 @@ def table_files(con) -> list[tuple[str, str, int, int, int]]:
                     SELECT d.table_id, sum(d.delete_count) AS deleted FROM {META}.ducklake_delete_file d
                     JOIN files f USING (data_file_id) WHERE d.end_snapshot IS NULL GROUP BY ALL
                 ), inlined AS (
-                    SELECT DISTINCT kind[1] AS kind, CAST(kind[2] AS BIGINT) AS table_id
-                    FROM (SELECT string_split(unnest(regexp_extract_all(
-                              changes_made, 'inlined_(?:insert|delete):[0-9]+')), ':') AS kind
-                          FROM {META}.ducklake_snapshot_changes)
+                    SELECT DISTINCT CAST(unnest(regexp_extract_all(
+                        changes_made, 'inlined_(?:insert|delete):([0-9]+)', 1)) AS BIGINT) AS table_id
+                    FROM {META}.ducklake_snapshot_changes
                 )
                 SELECT s.schema_name, t.table_name, t.table_id, count(f.data_file_id),
-                       coalesce(sum(f.file_size_bytes), 0),
-                       coalesce(sum(f.record_count), 0) - coalesce(any_value(d.deleted), 0),
-                       t.table_id IN (SELECT table_id FROM inlined WHERE kind = 'inlined_insert'),
-                       t.table_id IN (SELECT table_id FROM inlined WHERE kind = 'inlined_delete')
+                       coalesce(sum(f.file_size_bytes), 0)::BIGINT,
+                       (coalesce(sum(f.record_count), 0) - coalesce(any_value(d.deleted), 0))::BIGINT,
+                       t.table_id IN (SELECT table_id FROM inlined)
+                           OR (SELECT min(snapshot_id) > 0 FROM {META}.ducklake_snapshot)
                 FROM {META}.ducklake_table t
                 JOIN {META}.ducklake_schema s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL
                 LEFT JOIN files f ON f.table_id = t.table_id
@@ -534,32 +533,42 @@ def table_files(con) -> list[tuple[str, str, int, int, int]]:
                 WHERE t.end_snapshot IS NULL AND s.schema_name <> 'omicslake'
                 GROUP BY s.schema_name, t.table_name, t.table_id ORDER BY 1, 2"""
         ).fetchall()
-        inserted = [tid for _, _, tid, _, _, _, insert, _ in tables if insert]
-        counts = [
-            f"SELECT {tid} AS table_id, -count(*) AS n FROM {META}.ducklake_inlined_delete_{tid} WHERE file_id IN "
-            f"(SELECT data_file_id FROM {META}.ducklake_data_file WHERE table_id = {tid} AND end_snapshot IS NULL)"
-            for _, _, tid, _, _, _, _, delete in tables
-            if delete
-        ]
-        if inserted:
-            counts += [
-                f"SELECT {tid}, count(*) FROM {META}.{ident(name)} WHERE end_snapshot IS NULL"
-                for tid, name in con.execute(
-                    f"SELECT table_id, table_name FROM {META}.ducklake_inlined_data_tables WHERE table_id IN ?",
-                    [inserted],
-                ).fetchall()
-            ]
-        inlined: dict[int, int] = {}
-        for start in range(0, len(counts), 500):  # a UNION ALL of hundreds of scans plans fast; thousands less so
-            query = " UNION ALL ".join(counts[start : start + 500])
-            for tid, n in con.execute(f"SELECT table_id, sum(n) FROM ({query}) GROUP BY ALL").fetchall():
-                inlined[tid] = int(n)
+        inlined = inlined_rows(con, {tid for _, _, tid, _, _, _, flagged in tables if flagged})
     finally:
         con.execute("ROLLBACK")  # read only: nothing to commit, and no error hidden by a failing COMMIT
     return [
-        (schema, table, files, int(size), int(rows) + inlined.get(tid, 0))
-        for schema, table, tid, files, size, rows, _, _ in tables
+        (schema, table, files, size, rows + inlined.get(tid, 0)) for schema, table, tid, files, size, rows, _ in tables
     ]
+
+
+def inlined_rows(con, table_ids: set[int]) -> dict[int, int]:
+    """{table id: live rows DuckLake inlined into the catalog, less the rows of live data files whose
+    deletes it inlined}. Deletes of inlined rows end those rows (`end_snapshot`); deletes of a data
+    file's rows are rows of `ducklake_inlined_delete_<table id>`, a table DuckLake creates at the
+    first such delete."""
+    if not table_ids:
+        return {}
+    found: dict[int, int] = {}
+    for tid in sorted(table_ids):
+        try:
+            found[tid] = -con.execute(
+                f"SELECT count(*) FROM {META}.ducklake_inlined_delete_{tid} WHERE file_id IN (SELECT data_file_id "
+                f"FROM {META}.ducklake_data_file WHERE table_id = {tid} AND end_snapshot IS NULL)"
+            ).fetchone()[0]
+        except duckdb.CatalogException:  # no inlined delete of a data file's rows
+            found[tid] = 0
+    names = con.execute(
+        f"SELECT table_id, table_name FROM {META}.ducklake_inlined_data_tables WHERE table_id IN ?", [sorted(table_ids)]
+    ).fetchall()
+    counts = [
+        f"SELECT {tid} AS table_id, count(*) AS n FROM {META}.{ident(name)} WHERE end_snapshot IS NULL"
+        for tid, name in names
+    ]
+    for start in range(0, len(counts), 500):  # a UNION ALL of hundreds of scans plans fast; thousands less so
+        query = " UNION ALL ".join(counts[start : start + 500])
+        for tid, n in con.execute(query).fetchall():
+            found[tid] = found.get(tid, 0) + n
+    return found
 
 
 FILES = f"""

@@ -18,7 +18,14 @@ from omicslake.progress import size
 from omicslake.status import Dataset, Status, collect
 
 PER_DATASET_BARS = 40  # more datasets than this: one bar per source (a bar per dataset is unreadable)
-COLOURS = {"new": "#1b9e77", "replaced": "#7570b3", "unchanged": "#888888", "failed": "#d95f02", "not run": "#e6ab02"}
+COLOURS = {  # what this run did to a dataset; "not probed": its source's probe failed, or it left the config
+    "new": "#1b9e77",
+    "replaced": "#7570b3",
+    "unchanged": "#888888",
+    "failed": "#d95f02",
+    "not run": "#e6ab02",
+    "not probed": "#bbbbbb",
+}
 
 
 def changes(status: Status, probe_reports: list[str], since: str) -> dict[str, str]:
@@ -118,9 +125,8 @@ def per_source(datasets: list[Dataset], change: dict[str, str]) -> dict[str, dic
         counts = sources.setdefault(
             d.dataset.split(".", 1)[0], {"datasets": 0, **dict.fromkeys(COLOURS, 0), "rows": 0, "bytes": 0}
         )
-        kind = change.get(d.dataset, "not probed")
         counts["datasets"] += 1
-        counts[kind] = counts.get(kind, 0) + 1
+        counts[change.get(d.dataset, "not probed")] += 1
         counts["rows"] += d.rows or 0
         counts["bytes"] += d.bytes or 0
     return dict(sorted(sources.items()))

@@ -111,7 +111,11 @@ def _check_script_once(processor, job):
         checked.add((str(script), str(job.rule.basedir)))
 
 
-_check_script = ScriptProcessor.process_job
+# Snakemake's own check, also when this file is parsed again in the same process (the API used twice)
+_check_script = getattr(
+    ScriptProcessor.process_job, "snakemake_check", ScriptProcessor.process_job
+)
+_check_script_once.snakemake_check = _check_script
 ScriptProcessor.process_job = _check_script_once
 
 

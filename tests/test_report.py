@@ -298,6 +298,7 @@ def test_the_report_of_thousands_of_datasets_reads_per_source_with_failures_firs
     datasets += [Dataset("geo.GSE999", "failed", cause="truncated gzip", failed_step="ingest_geo", log="logs/x.log")]
     change = {d.dataset: "new" for d in datasets} | {"http.t9998": "failed", "geo.GSE999": "failed"}
     change |= {f"geo.GSE{i}": "replaced" for i in range(10, 20)}
+    datasets += [Dataset("zenodo.record_1", "registered", loads=1, rows=7, bytes=100)]  # its probe failed
     page = summary_page(Status("c", None, [], [], datasets, []), change)
 
     sources = page.split('<table id="sources">')[1].split("</table>")[0]
@@ -306,7 +307,8 @@ def test_the_report_of_thousands_of_datasets_reads_per_source_with_failures_firs
     assert per_source["http"][1:4] == ["3,001", "3,000", "0"]  # datasets, new, replaced
     assert per_source["http"][5] == "1" and per_source["geo"][5] == "1"  # failed
     assert per_source["geo"][1:4] == ["41", "30", "10"]
-    assert per_source["geo"][7] == f"{40 * 5_000:,}"  # rows
+    assert per_source["geo"][8] == f"{40 * 5_000:,}"  # rows
+    assert per_source["zenodo"][1] == "1" and per_source["zenodo"][7] == "1"  # datasets, not probed
     failures = page.split('<table id="failures">')[1].split("</table>")[0]
     assert "truncated gzip" in failures and "HTTP 503" in failures and "logs/x.log" in failures
     assert page.index('id="sources"') < page.index('id="failures"') < page.index('id="datasets"')
@@ -336,12 +338,16 @@ def test_status_counts_rows_from_the_catalog_as_count_star_does(lake, tmp_path):
         con.execute("DELETE FROM lake.http.b WHERE id < 10")  # small: DuckLake inlines the deletes
         con.execute("DELETE FROM lake.http.c WHERE id % 2 = 0")  # a delete file
         con.execute("INSERT INTO lake.http.d SELECT range, 0.5 FROM range(5)")  # inlined rows
+        con.execute("CREATE TABLE lake.http.f AS SELECT range AS id FROM range(4)")  # only inlined rows,
+        con.execute("DELETE FROM lake.http.f WHERE id = 2")  # one of them deleted (its end_snapshot)
         names = [f"{s}.{t}" for s, t in con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'lake' AND schema_name = 'http'"
         ).fetchall()]  # fmt: skip
         exact = {name: con.execute(f"SELECT count(*) FROM lake.{name}").fetchone()[0] for name in names}
         from_catalog = {f"{s}.{t}": rows for s, t, _, _, rows in table_files(con)}
-    assert exact == {"http.a": 6_000, "http.b": 290, "http.c": 1_500, "http.d": 105, "http.e": 4}
-    assert from_catalog == exact  # files, delete files, inlined deletes (b) and inlined rows (d)
+        assert exact == {"http.a": 6_000, "http.b": 290, "http.c": 1_500, "http.d": 105, "http.e": 4, "http.f": 3}
+        assert from_catalog == exact  # files, delete files, inlined deletes (b, e) and inlined rows (d, f)
+        con.execute("CALL ducklake_expire_snapshots('lake', older_than => now())")  # their change records go
+        assert {f"{s}.{t}": rows for s, t, _, _, rows in table_files(con)} == exact
     config = {"lake": lake.lake, "staging": str(lake.staging), "sources": {"http": []}}
     assert {t.table: t.rows for t in collect(config).tables} == exact
