@@ -79,7 +79,7 @@ def setup_sql(catalog: str, data_path: str, s3: list[dict]) -> list[str]:
     a secret per S3 location (credentials from the client's own chain), the read-only ATTACH."""
     catalog, data_path = normalise(catalog, data_path)
     loads = ["ducklake"] + (["postgres"] if catalog.startswith("postgres:") else [])
-    loads += ["httpfs"] if s3 or "://" in data_path else []
+    loads += ["httpfs"] if s3 or is_url(data_path) else []
     loads += ["aws"] if any(not bucket.get("anonymous") for bucket in s3) else []  # its credential_chain
     secrets = [s3_secret(f"omicslake_s3_{i}", bucket, chain=True) for i, bucket in enumerate(s3)]
     extensions = [f"{verb} {name}" for name in loads for verb in ("INSTALL", "LOAD")]
@@ -109,7 +109,7 @@ def is_file_catalog(catalog: str) -> bool:
 
 def normalise(catalog: str, data_path: str) -> tuple[str, str]:
     """Absolute catalog path (a DuckDB file) and data path (local, or a URL), with a trailing slash."""
-    data = data_path.rstrip("/") + "/" if "://" in data_path else str(Path(data_path).expanduser().resolve()) + "/"
+    data = data_path.rstrip("/") + "/" if is_url(data_path) else str(Path(data_path).expanduser().resolve()) + "/"
     return (str(Path(catalog).expanduser().resolve()) if is_file_catalog(catalog) else catalog), data
 
 
@@ -233,7 +233,7 @@ def hold(stack: contextlib.ExitStack, catalog: str, data_path: str, read_only: b
 
 def lake_connection(catalog: str, data_path: str, s3: list[dict] | None) -> duckdb.DuckDBPyConnection:
     """A connection with the extensions the lake needs and a secret for each S3 location."""
-    remote = s3 or "://" in data_path  # DuckLake needs httpfs to attach a data path on S3 or https
+    remote = s3 or is_url(data_path)  # DuckLake needs httpfs to attach a data path on S3 or https
     con = connect(*(["postgres"] if catalog.startswith("postgres:") else []), *(["httpfs"] if remote else []))
     try:
         for i, bucket in enumerate(s3 or []):
@@ -400,6 +400,7 @@ def ident(name: str) -> str:
 
 
 def is_url(path: str) -> bool:
+    """A URL (s3://, https://, ...), not a local path."""
     return "://" in path
 
 
@@ -437,8 +438,8 @@ def registered_paths(con, tables: list[tuple[str, str]]) -> set[str]:
 def row_id_ranges(con, schema: str, table: str, paths: list[str]) -> list[tuple[int, int]]:
     """Row id ranges of these data files of the table (provenance paths), adjacent ranges merged.
     A file in DATA_PATH is found by its name (dlt's names are unique), one in place by its URL."""
-    names = [Path(p).name for p in paths if "://" not in p]
-    urls = [p for p in paths if "://" in p]
+    names = [Path(p).name for p in paths if not is_url(p)]
+    urls = [p for p in paths if is_url(p)]
     spans = con.execute(
         f"SELECT df.row_id_start, df.row_id_start + df.record_count - 1 FROM {META}.ducklake_data_file df "
         f"JOIN {META}.ducklake_table t USING (table_id) JOIN {META}.ducklake_schema s USING (schema_id) "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from omicslake.catalog import copy_tables, is_file_catalog, normalise, open_lake, relocate
+from omicslake.catalog import copy_tables, is_file_catalog, is_url, normalise, open_lake, relocate
 
 log = logging.getLogger("omicslake")
 CATALOG = "omicslake.ducklake"
@@ -34,7 +34,7 @@ def publish(catalog: str, data_path: str, dest: str | Path, data_url: str | None
     dest = Path(dest).resolve()
     dest.mkdir(parents=True, exist_ok=True)
     catalog, data_path = normalise(catalog, data_path)
-    data_url = data_url or (data_path if "://" in data_path else None)  # a lake on S3 is read where it is
+    data_url = data_url or (data_path if is_url(data_path) else None)  # a lake on S3 is read where it is
     partial = dest / f".{CATALOG}.partial"
     partial.unlink(missing_ok=True)
     Path(f"{partial}.wal").unlink(missing_ok=True)  # of a publish that crashed: never replayed into this one

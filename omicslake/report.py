@@ -57,7 +57,7 @@ def write(
     config: dict, probe_reports: list[str], since: str, summary: str, datasets_plot: str, growth_plot: str
 ) -> Status:
     """Write the summary page and the two plots of the lake after the run that started at `since`."""
-    status = collect(config, snapshots=1_000_000, count_tables=False)  # no row count per table: not shown
+    status = collect(config, snapshots=1_000_000)
     change = changes(status, probe_reports, since)
     Path(summary).parent.mkdir(parents=True, exist_ok=True)
     Path(summary).write_text(summary_page(status, change))

@@ -83,16 +83,15 @@ class Status:
         return [d for d in self.datasets if d.state in ("failed", "unfinished")]
 
 
-def collect(config: dict, snapshots: int = 10, wait_seconds: float = 10, count_tables: bool = True) -> Status:
+def collect(config: dict, snapshots: int = 10, wait_seconds: float = 10) -> Status:
     """The status of the lake and datasets of a (validated) workflow config; a registration
-    holding the lake longer than `wait_seconds` leaves it out. `count_tables`: list the lake's
-    tables with their rows (the run report does not show them)."""
+    holding the lake longer than `wait_seconds` leaves it out."""
     lake = config["lake"]
     tables, history, loads, lake_error = [], [], {}, None
     try:
         s3 = cfg.s3_locations(config)
         with open_lake(lake["catalog"], lake["data_path"], read_only=True, wait_seconds=wait_seconds, s3=s3) as con:
-            tables = lake_tables(con) if count_tables else []
+            tables = lake_tables(con)
             if provenance.recorded(con):
                 loads, history = current_loads(con), lake_history(con)
     except OmicslakeError as e:  # no lake yet, or it cannot be read: the datasets still show

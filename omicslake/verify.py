@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from omicslake.catalog import file_size, normalise, open_lake, referenced_files
+from omicslake.catalog import file_size, is_url, normalise, open_lake, referenced_files
 
 
 @dataclasses.dataclass
@@ -61,7 +61,7 @@ def verify(catalog: str, data_path: str, s3: list[dict] | None = None) -> Report
 
 def data_files(con: duckdb.DuckDBPyConnection, data_path: str) -> list[str]:
     """Parquet files under the data path, but dlt's own bookkeeping (`_dlt_*` folders)."""
-    if "://" in data_path:
+    if is_url(data_path):
         found = [r[0] for r in con.execute("SELECT file FROM glob(?)", [f"{data_path}**/*.parquet"]).fetchall()]
     else:
         found = [str(p) for p in Path(data_path).rglob("*.parquet")]

@@ -127,7 +127,7 @@ def plan_tables(
             )
         if existing is not None:
             conflicts = [(n, t, f) for n, (t, f) in columns.items() if n in existing and not compatible(t, existing[n])]
-            droppable = conflicts and qualified not in kept_tables and not provenance.has_in_place(con, qualified)
+            droppable = bool(conflicts) and qualified not in kept_tables and not provenance.has_in_place(con, qualified)
             if droppable and owns_table(con, current, qualified):
                 plan.recreate = True
             elif conflicts:
