@@ -51,17 +51,20 @@ def hand_off() -> None:
     if conn is None:
         return
     request = json.dumps({"argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
-    socket.send_fds(conn, [struct.pack("q", len(request)) + request], [0, 1, 2])  # the job's stdin, stdout, stderr
     replies = conn.makefile("rb")  # the connection stays open: closing it (dying) ends the child
+    with contextlib.suppress(OSError):
+        socket.send_fds(conn, [struct.pack("q", len(request)) + request], [0, 1, 2])  # the job's stdin, stdout, stderr
     pid = read_int(replies)
-    if pid is not None:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, lambda signum, frame: os.kill(pid, signum))
+    if pid is None:  # the server ended before it took the job (idle, with the job still queued): run here
+        replies.close()
+        conn.close()
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda signum, frame: os.kill(pid, signum))
     status = read_int(replies)
     if status is None:  # the server died mid-job (killed, out of memory): so does the job, and its child
-        if pid is not None:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
         print("omicslake: the warm process running this job died (killed, out of memory?)", file=sys.stderr)
         status = 1
     sys.stdout.flush()
@@ -69,7 +72,10 @@ def hand_off() -> None:
 
 
 def read_int(stream) -> int | None:
-    data = stream.read(8)
+    try:
+        data = stream.read(8)
+    except OSError:  # reset: the server is gone
+        return None
     return struct.unpack("q", data)[0] if len(data) == 8 else None
 
 

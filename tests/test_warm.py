@@ -125,6 +125,22 @@ def test_a_job_whose_warm_process_dies_fails_with_one_line_and_ends_its_fork(job
     wait_for(tmp_path / f"ended-{signal.SIGTERM}")
 
 
+def test_a_job_the_warm_process_ends_without_taking_runs_in_its_own_process(job, tmp_path):
+    """A server that ends idle while a job waits in its queue (as between two runs) closes the
+    job's connection unanswered: the job runs all the same, once."""
+    job("ok")
+    (server,) = servers(tmp_path)
+    os.kill(server, signal.SIGSTOP)  # takes no job from now on; the kernel still queues connections
+    process = job("ok", wait=False)
+    time.sleep(1)  # the job connected and sent its request
+    assert process.poll() is None
+    os.kill(server, signal.SIGKILL)  # ends with the job still queued
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert out.count("ran") == 1
+    assert int(out.split()[1]) == process.pid
+
+
 def test_without_the_warm_process_a_job_runs_in_its_own_process(job, tmp_path):
     process = job("ok", env={"OMICSLAKE_WARM": "0"})
     assert process.returncode == 0

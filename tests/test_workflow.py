@@ -78,7 +78,7 @@ def test_demo_config_runs_offline(tmp_path):
     assert lake.query("SELECT count(*) FROM lake.http.samples") == [(6,)]  # the probe saw it gone
     probe_logs = "".join(p.read_text() for p in (tmp_path / "results/demo/logs/probe/http").glob("*.log"))
     assert "http.samples: the lake lost load" in probe_logs
-    assert started_jobs(rerun) == [("ingest_http", "samples"), ("register", "samples")]
+    assert started_jobs(rerun) == [("ingest_http", "samples"), ("register", "samples")], rerun.stderr[-3000:]
 
     shutil.rmtree(tmp_path / "results" / "demo" / "lake")  # the whole lake wiped by hand
     again = run_snakemake(tmp_path, config)
