@@ -1,11 +1,12 @@
 """Benchmark: a run of thousands of datasets. N tiny `http` datasets plus GEO series, the real workflow.
 
-Run by hand: .venv/bin/python bench/bench_scale.py [--sizes 100 1000 5000] [--geo 50]
+Run by hand: .venv/bin/python bench/bench_scale.py [--sizes 100 1000 5000] [--geo 50] [--urls http|file]
              [--baseline 330d010] [--baseline-sizes 100 1000]
 
 For each N, on a fresh lake (2 cores, the default profile): N CSV tables of 100 rows on a local
-HTTP server (ETag, Last-Modified) and `--geo` series matrices (20 samples x 200 probes) in a
-`file:` GEO mirror, loaded by one `snakemake` run; then the same run again with nothing changed.
+HTTP server (ETag, Last-Modified; or `file:` paths with `--urls file`) and `--geo` series matrices
+(20 samples x 200 probes) in a `file:` GEO mirror, loaded by one `snakemake` run; then the same
+run again with nothing changed.
 Prints per N and code version:
 
   first s        wall seconds of the first load
@@ -62,9 +63,15 @@ def geo_mirror(root: Path, series: int) -> list[str]:
     return accessions
 
 
-def scenario(repo: Path, root: Path, n: int, geo: int, server: HTTPServer) -> dict:
+def scenario(repo: Path, root: Path, n: int, geo: int, server: HTTPServer | None) -> dict:
     root.mkdir(parents=True)
-    urls = [server.add(f"/{root.name}/t{i}.csv", table(i)) for i in range(n)]
+    if server:
+        urls = [server.add(f"/{root.name}/t{i}.csv", table(i)) for i in range(n)]
+    else:
+        (root / "upstream").mkdir()
+        for i in range(n):
+            (root / "upstream" / f"t{i}.csv").write_bytes(table(i))
+        urls = [(root / "upstream" / f"t{i}.csv").as_uri() for i in range(n)]
     sources: dict = {"http": [{"name": f"t{i:05d}", "url": url, "format": "csv"} for i, url in enumerate(urls)]}
     if geo:
         sources["geo"] = {"base_url": (root / "mirror").as_uri(), "series": geo_mirror(root / "mirror", geo)}
@@ -120,11 +127,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--geo", type=int, default=50, help="GEO series beside the http datasets")
+    parser.add_argument("--urls", choices=["http", "file"], default="http", help="where the tiny tables are")
     parser.add_argument("--baseline", help="git ref to compare with, e.g. 330d010")
     parser.add_argument("--baseline-sizes", type=int, nargs="+", default=[100, 1000])
     args = parser.parse_args()
     bench = Path(tempfile.mkdtemp(dir=REPO / "bench", prefix="out-scale-"))
-    server = HTTPServer()
+    server = HTTPServer() if args.urls == "http" else None
     results: dict[str, dict[int, dict]] = {}
     try:
         for label, ref, sizes in [("this checkout", None, args.sizes), (f"baseline {args.baseline}", args.baseline,
@@ -134,10 +142,12 @@ def main() -> None:
             with checkout(ref) as repo:
                 results[label] = {n: scenario(repo, bench / f"{label[:4]}{n}", n, args.geo, server) for n in sizes}
     finally:
-        server.stop()
+        if server:
+            server.stop()
         shutil.rmtree(bench, ignore_errors=True)
     keys = list(next(iter(results["this checkout"].values())))
-    print(f"tiny http datasets ({ROWS} rows) + {args.geo} GEO series ({GEO_SAMPLES} x {GEO_PROBES}), 2 cores")
+    print(f"tiny http datasets ({ROWS} rows, {args.urls} URLs) + {args.geo} GEO series "
+          f"({GEO_SAMPLES} x {GEO_PROBES}), 2 cores")  # fmt: skip
     print(f"{'code':<22} {'N':>6} " + " ".join(f"{k:>13}" for k in keys))
     for label, rows in results.items():
         for n, row in rows.items():
