@@ -136,6 +136,24 @@ def test_parquet_objects_are_registered_in_place_and_survive_checkpoint(lake, s3
     assert second.snapshot_id > first.snapshot_id
 
 
+def test_in_place_registration_adds_exactly_the_listed_objects_when_more_arrive_meanwhile(lake, s3_server, aws_env):
+    """Registration hands DuckLake one glob for objects that share a folder and a name prefix
+    (one listing, not a request per object), and only when it matches exactly those objects."""
+    for i in range(3):
+        s3_server.put("private", f"rnaseq/part-{i:05d}.parquet", parquet({"gene": [f"G{i}"], "tpm": [float(i)]}))
+    cfg = entry(s3_server, bucket_url="s3://private/rnaseq/", register_in_place=True)
+    lake.s3 = [s3.location(cfg)]
+    lake.ingest("counts", cfg, "s3")
+    s3_server.put("private", "rnaseq/part-00003.parquet", parquet({"gene": ["late"], "tpm": [9.0]}))  # a glob's match
+    lake.register("counts", "s3")
+    assert lake.query("SELECT gene FROM lake.s3.counts ORDER BY 1") == [("G0",), ("G1",), ("G2",)]
+    files = lake.query("SELECT data_file FROM ducklake_list_files('lake', 'counts', schema => 's3') ORDER BY 1")
+    assert files == [(f"s3://private/rnaseq/part-{i:05d}.parquet",) for i in range(3)]
+
+    lake.load("counts", cfg, "s3")  # the next run lists it: added alone
+    assert lake.query("SELECT count(*), sum(tpm) FROM lake.s3.counts") == [(4, 12.0)]
+
+
 def test_an_in_place_object_replaced_or_deleted_upstream_is_refused(lake, s3_server, aws_env):
     """DuckLake would read the new bytes with the old file's row positions: silently wrong rows."""
     s3_server.put("private", "rnaseq/a.parquet", parquet({"gene": ["A", "B"]}))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from omicslake import download
@@ -97,10 +96,9 @@ def plan(
     changed = [u for u in current if u.url not in kept]
     formats = {u.url: entry.get("format") or object_format(name, u.url) for u in changed}
     footers = [u for u in changed if formats[u.url] == "parquet" and entry.get("register_in_place")]
-    with ThreadPoolExecutor(16) as pool:  # footers are a few small ranged reads each: latency-bound
-        in_place = list(pool.map(lambda u: described(name, u, f"s3.{dataset.name}", bucket(entry, settings)), footers))
-    staged = {}
-    for i, obj in enumerate(u for u in changed if u not in footers):
+    in_place = described(name, footers, f"s3.{dataset.name}", bucket(entry, settings))
+    staged, registered = {}, {u.url for u in footers}
+    for i, obj in enumerate(u for u in changed if u.url not in registered):
         fmt = formats[obj.url]
         got = download.fetch(name, obj, workdir / "download" / str(i), bucket(entry, settings))
         rows = read_ahead(read_batches(name, got.path, fmt))  # a generator: read when dlt extracts it
@@ -130,29 +128,38 @@ def object_format(dataset: str, url: str) -> str:
     return fmt
 
 
-def described(dataset: str, obj: Upstream, table: str, settings: DownloadSettings) -> StagedFile:
-    """A Parquet object as registration needs it, from its footer: one ranged GET of the object's
-    tail (the listing gave its size), a second only for a footer larger than that."""
+def described(dataset: str, objects: list[Upstream], table: str, settings: DownloadSettings) -> list[StagedFile]:
+    """Parquet objects as registration needs them, from their footers: one ranged GET of each
+    object's tail (the listing gave its size), all at once through s3fs's event loop (16 threads
+    of one GET each took 3x longer), and a second GET only for a footer larger than that."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from omicslake.download.s3 import failed, filesystem
 
     fs = filesystem(settings)
-    try:
-        tail = fs.cat_file(obj.url, start=max(0, obj.size - FOOTER_READ), end=obj.size)
-        footer = int.from_bytes(tail[-8:-4], "little") + 8 if tail[-4:] == b"PAR1" else 0
-        if footer > len(tail):
-            tail = fs.cat_file(obj.url, start=max(0, obj.size - footer), end=obj.size)
-        meta = pq.read_metadata(pa.BufferReader(tail))
-    except pa.ArrowException as e:
-        raise DatasetError(
-            dataset,
-            f"not a readable Parquet file: {first_line(e)}",
-            obj.url,
-            fix="replace the object, or narrow `file_glob` to skip it",
-        ) from None
-    except Exception as e:
-        raise failed(dataset, obj.url, e) from None
-    schema = [{"name": f.name, "type": str(f.type)} for f in meta.schema.to_arrow_schema()]
-    return StagedFile(table, obj.url, meta.num_rows, obj.size, schema, "in-place", upstream=obj.url, in_place=True)
+    starts = [max(0, obj.size - FOOTER_READ) for obj in objects]
+    tails = fs.cat_ranges([obj.url for obj in objects], starts, [obj.size for obj in objects], on_error="return")
+    files = []
+    for obj, tail in zip(objects, tails, strict=True):
+        try:
+            if isinstance(tail, Exception):
+                raise tail
+            footer = int.from_bytes(tail[-8:-4], "little") + 8 if tail[-4:] == b"PAR1" else 0
+            if footer > len(tail):
+                tail = fs.cat_file(obj.url, start=max(0, obj.size - footer), end=obj.size)
+            meta = pq.read_metadata(pa.BufferReader(tail))
+        except pa.ArrowException as e:
+            raise DatasetError(
+                dataset,
+                f"not a readable Parquet file: {first_line(e)}",
+                obj.url,
+                fix="replace the object, or narrow `file_glob` to skip it",
+            ) from None
+        except Exception as e:
+            raise failed(dataset, obj.url, e) from None
+        schema = [{"name": f.name, "type": str(f.type)} for f in meta.schema.to_arrow_schema()]
+        files.append(
+            StagedFile(table, obj.url, meta.num_rows, obj.size, schema, "in-place", upstream=obj.url, in_place=True)
+        )
+    return files
