@@ -76,14 +76,15 @@ def attach_sql(catalog: str, data_path: str, alias: str = ALIAS, read_only: bool
 
 def setup_sql(catalog: str, data_path: str, s3: list[dict]) -> list[str]:
     """The statements another DuckDB client runs to read the lake (`omicslake attach`): extensions,
-    a secret per S3 location (credentials from the client's own chain), the read-only ATTACH."""
+    a secret per S3 location (credentials from the client's own chain), the read-only ATTACH, and
+    the lake as the default catalog."""
     catalog, data_path = normalise(catalog, data_path)
     loads = ["ducklake"] + (["postgres"] if catalog.startswith("postgres:") else [])
     loads += ["httpfs"] if s3 or is_url(data_path) else []
     loads += ["aws"] if any(not bucket.get("anonymous") for bucket in s3) else []  # its credential_chain
     secrets = [s3_secret(f"omicslake_s3_{i}", bucket, chain=True) for i, bucket in enumerate(s3)]
     extensions = [f"{verb} {name}" for name in loads for verb in ("INSTALL", "LOAD")]
-    return extensions + secrets + [attach_sql(catalog, data_path, read_only=True)]
+    return extensions + secrets + [attach_sql(catalog, data_path, read_only=True), f"USE {ALIAS}"]
 
 
 def file_size(con: duckdb.DuckDBPyConnection, file: str) -> int | None:

@@ -3,7 +3,7 @@
 Every command reads the workflow config: --configfile FILE (or --config FILE), default config/config.yaml.
 
 omicslake status [--json]                      tables, latest snapshots, failed datasets, staging leftovers
-omicslake query "SELECT ..."                   run SQL against the lake (attached as `lake`)
+omicslake query "SELECT ..."                   run SQL against the lake (attached as `lake`, the default)
 omicslake attach                               print the SQL that attaches the lake in another DuckDB client
 omicslake publish DEST [--data-url URL]        a frozen read-only copy of the lake, for plain DuckDB
 omicslake verify [--json]                      check every registered file against the catalog
@@ -23,7 +23,7 @@ import yaml
 
 from omicslake import config as cfg
 from omicslake import jobs
-from omicslake.catalog import open_lake, setup_sql
+from omicslake.catalog import ALIAS, open_lake, setup_sql
 from omicslake.errors import OmicslakeError, first_line
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -112,6 +112,7 @@ def command(argv: list[str] | None) -> int:
         print(f"ATTACH 'ducklake:{out['catalog']}' AS lake (READ_ONLY);")
     elif args.command == "query":
         with open_lake(catalog, data_path, read_only=True, s3=cfg.s3_locations(config)) as con:
+            con.execute(f"USE {ALIAS}")  # `FROM http.genes`, as well as `FROM lake.http.genes`
             con.sql(args.sql).show(max_rows=args.max_rows, max_width=200)
     else:
         source, _, name = args.dataset.partition(".")
