@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from omicslake.catalog import copy_tables, is_file_catalog, is_url, normalise, open_lake, relocate
+from omicslake.errors import OmicslakeError
 
 log = logging.getLogger("omicslake")
 CATALOG = "omicslake.ducklake"
@@ -32,8 +33,9 @@ CATALOG = "omicslake.ducklake"
 def publish(catalog: str, data_path: str, dest: str | Path, data_url: str | None = None) -> dict:
     """Write the frozen copy into `dest`; return what was published."""
     dest = Path(dest).resolve()
-    dest.mkdir(parents=True, exist_ok=True)
     catalog, data_path = normalise(catalog, data_path)
+    refuse_live(catalog, data_path, dest)
+    dest.mkdir(parents=True, exist_ok=True)
     data_url = data_url or (data_path if is_url(data_path) else None)  # a lake on S3 is read where it is
     partial = dest / f".{CATALOG}.partial"
     partial.unlink(missing_ok=True)
@@ -53,6 +55,22 @@ def publish(catalog: str, data_path: str, dest: str | Path, data_url: str | None
     os.replace(partial, dest / CATALOG)  # the catalog last: a consumer never sees one without its data
     log.info("published snapshot %s to %s (%d files linked, %d copied)", snapshot, dest, linked, copied)
     return {"catalog": str(dest / CATALOG), "snapshot": snapshot, "linked": linked, "copied": copied}
+
+
+def refuse_live(catalog: str, data_path: str, dest: Path) -> None:
+    """A copy must not replace the live catalog, share its folder, or lie in (or hold) its data."""
+    live = Path(catalog).resolve() if is_file_catalog(catalog) else None
+    data = None if is_url(data_path) else Path(data_path).resolve()
+    if live and dest == live.parent:
+        clash = f"the folder of the live catalog {live}"
+    elif data and (dest.is_relative_to(data) or data.is_relative_to(dest / "data")):
+        clash = f"inside the live data path {data}" if dest.is_relative_to(data) else f"the parent of data path {data}"
+    else:
+        return
+    raise OmicslakeError(
+        f"publish destination {dest} is {clash}: the copy would overwrite or mix with the live lake",
+        fix="publish into a folder outside the lake, e.g. results/published",
+    )
 
 
 def mirror(source: Path, target: Path) -> tuple[int, int]:

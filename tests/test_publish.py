@@ -92,3 +92,37 @@ def test_publish_from_the_command_line_prints_the_attach_statement(lake, tmp_pat
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert f"ATTACH 'ducklake:{tmp_path / 'pub' / 'omicslake.ducklake'}' AS lake (READ_ONLY);" in run.stdout
+
+
+def test_publishing_into_the_live_lake_is_refused_and_changes_nothing(lake, tmp_path):
+    import yaml
+
+    two_loads(lake, tmp_path)
+    config = {"lake": {"catalog": lake.catalog, "data_path": lake.data_path}, "staging": str(lake.staging)}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    live = Path(lake.catalog).read_bytes()
+    files = sorted(Path(lake.data_path).rglob("*"))
+    for dest, clash in [
+        (Path(lake.catalog).parent, "the folder of the live catalog"),
+        (Path(lake.data_path) / "pub", "inside the live data path"),
+    ]:
+        run = subprocess.run(
+            [sys.executable, "-m", "omicslake.cli", "--config", str(tmp_path / "config.yaml"), "publish", str(dest)],
+            capture_output=True, text=True, cwd=tmp_path,
+        )  # fmt: skip
+        assert run.returncode == 1
+        assert (
+            run.stderr.startswith(f"omicslake: publish destination {dest} is {clash}") and run.stderr.count("\n") == 1
+        )
+    assert Path(lake.catalog).read_bytes() == live and sorted(Path(lake.data_path).rglob("*")) == files
+
+
+def test_a_postgres_lake_cannot_publish_over_its_own_data(tmp_path):
+    import pytest
+
+    from omicslake.errors import OmicslakeError
+
+    catalog = "postgres:dbname=omicslake host=127.0.0.1"  # refused before any connection
+    with pytest.raises(OmicslakeError, match="is the parent of data path"):
+        publish(catalog, f"{tmp_path}/data/", tmp_path)
+    assert not (tmp_path / "data").exists()
