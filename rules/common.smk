@@ -137,6 +137,12 @@ def staging_path(path):
     return str(Path(config["staging"], path))
 
 
+def probe_report(source, run="{run}"):
+    """A source's probe report: in `_probes/`, which no dataset's folder can be (names start with a
+    letter), so keeping the last reports never touches a dataset's stamp or manifest."""
+    return staging_path(f"{source}/_probes/{run}.json")
+
+
 def log_path(path):
     return str(Path(config["logs"], path))
 
@@ -153,7 +159,7 @@ def dataset_targets(wildcards):
     holds only them and `all`: `snakemake -n` plans no dataset's jobs."""
     targets = []
     for source in configured_sources():
-        targets.append(staging_path(f"{source}/probe/{RUN}.json"))
+        targets.append(probe_report(source, RUN))
         if workflow.is_main_process and not probed(source):
             continue
         for name in source_datasets(source):
@@ -301,9 +307,7 @@ def report_page(name):
 @signature_once
 def probe_reports(wildcards):
     """This run's probe report of every source."""
-    return [
-        staging_path(f"{source}/probe/{RUN}.json") for source in configured_sources()
-    ]
+    return [probe_report(source, RUN) for source in configured_sources()]
 
 
 def write_report():

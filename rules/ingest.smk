@@ -9,7 +9,7 @@ for source in SOURCES:
         name:
             f"probe_{source}"
         output:
-            report=staging_path(f"{source}/probe/{{run}}.json"),
+            report=probe_report(source),
         log:
             log_path(f"probe/{source}/{{run}}.log"),
         localrule: True

@@ -202,7 +202,7 @@ def demo_http_config() -> dict:
 
 def probe_report(workdir: Path, source: str) -> dict:
     """What the last probe of `source` said of each dataset."""
-    reports = sorted((workdir / "staging" / source / "probe").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    reports = sorted((workdir / "staging" / source / "_probes").glob("*.json"), key=lambda p: p.stat().st_mtime)
     return json.loads(reports[-1].read_text())["datasets"]
 
 

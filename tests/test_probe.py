@@ -19,7 +19,7 @@ def entries(http_server, n: int) -> dict:
 
 def run(tmp_path, source: str, datasets: dict) -> dict:
     stamps = {name: str(tmp_path / "staging" / source / name / "stamp.json") for name in datasets}
-    return probe(source, datasets, stamps, tmp_path / "staging" / source / "probe" / f"{time.time_ns()}.json", FAST)
+    return probe(source, datasets, stamps, tmp_path / "staging" / source / "_probes" / f"{time.time_ns()}.json", FAST)
 
 
 def mtimes(tmp_path, source: str) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from omicslake.catalog import connect, open_lake
-from tests.conftest import REPO, Lake, demo_http_config, run_snakemake, started_jobs
+from tests.conftest import REPO, Lake, demo_http_config, run_snakemake, started_jobs, workflow_config
 
 DEMO = REPO / "demo" / "data"
 
@@ -113,7 +113,6 @@ def test_demo_config_runs_offline(tmp_path):
             "config key sources.geo.base_url: a user or password in the URL would be stored with every load; "
             "fix: set DOWNLOAD__FTP_EXAMPLE_ORG__USERNAME",
         ),
-        ({"sources": {"http": [{"name": "probe", "url": "file:x.csv"}]}}, "'probe' is reserved"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, config, message):
@@ -125,3 +124,24 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, config, messag
     lines = [line for line in output.splitlines() if line.startswith("omicslake: ")]
     assert len(lines) == 1 and message in lines[0] and "; fix: " in lines[0], output
     assert "Traceback" not in output and "File " not in output, output
+
+
+@pytest.mark.slow
+def test_a_dataset_named_probe_keeps_its_files_when_old_probe_reports_are_trimmed(tmp_path):
+    """Probe reports live in `<staging>/<source>/_probes/`, outside every dataset's folder: the
+    probe keeps the last 10 reports, and a dataset named `probe` keeps its stamp and manifest."""
+    shutil.copy(DEMO / "samples.csv", tmp_path / "samples.csv")
+    config = workflow_config(tmp_path, {"http": [{"name": "probe", "url": f"file:{tmp_path / 'samples.csv'}"}]})
+    reports = tmp_path / "staging" / "http" / "_probes"
+    reports.mkdir(parents=True)
+    for i in range(12):  # earlier runs' reports
+        (reports / f"2026010{i:02d}.json").write_text("{}")
+        os.utime(reports / f"2026010{i:02d}.json", (i, i))
+    result = run_snakemake(tmp_path, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert started_jobs(result) == [("ingest_http", "probe"), ("register", "probe")]
+    assert len(list(reports.glob("*.json"))) == 10
+    assert {p.name for p in (tmp_path / "staging" / "http" / "probe").glob("*.json")} >= {"stamp.json", "manifest.json"}
+    assert Lake(tmp_path).query("SELECT count(*) FROM lake.http.probe") == [(6,)]
+    again = run_snakemake(tmp_path, config)
+    assert again.returncode == 0 and started_jobs(again) == [], again.stderr[-3000:]

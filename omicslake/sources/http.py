@@ -26,11 +26,6 @@ def datasets(block: list[dict]) -> dict[str, dict]:
                 f"(also sources.http[{seen[entry['name']]}].name); each becomes table http.{entry['name']}",
                 "give each entry its own name",
             )
-        if entry["name"] == "probe":
-            raise ConfigError(
-                f"config key sources.http[{i}].name: 'probe' is reserved (the probe's own folder)",
-                "choose another name",
-            )
         check_url(f"sources.http[{i}].url", entry["url"])
         seen[entry["name"]] = i
     return {entry["name"]: entry for entry in block}

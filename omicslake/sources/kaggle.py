@@ -29,7 +29,7 @@ from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
 from omicslake.sources.files import file_tables, junk, matches, tabular
 
-RESERVED = {"datasets", "files", "probe"}
+RESERVED = {"datasets", "files"}
 CREDENTIALS = "set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY, or put access_token or kaggle.json in ~/.kaggle"
 
 

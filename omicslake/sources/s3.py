@@ -30,9 +30,9 @@ def datasets(block: list[dict]) -> dict[str, dict]:
     """`sources.s3` entries by name (each is table `s3.<name>`)."""
     out = {}
     for i, entry in enumerate(block):
-        if entry["name"] in out or entry["name"] == "probe":
+        if entry["name"] in out:
             raise ConfigError(
-                f"config key sources.s3[{i}].name: {entry['name']!r} is listed twice or reserved",
+                f"config key sources.s3[{i}].name: {entry['name']!r} is listed twice",
                 "choose another name",
             )
         if entry.get("endpoint_url"):

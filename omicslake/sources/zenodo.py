@@ -18,7 +18,7 @@ from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
 from omicslake.sources.files import file_tables, matches, tabular
 
-RESERVED = {"records", "files", "probe"}
+RESERVED = {"records", "files"}
 
 
 def _schemas():
