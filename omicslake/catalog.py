@@ -115,7 +115,7 @@ def normalise(catalog: str, data_path: str) -> tuple[str, str]:
 
 
 def s3_secret(name: str, bucket: dict, chain: bool = False) -> str:
-    """A temporary DuckDB secret for one S3 location (`omicslake.config.s3_locations`): its
+    """A temporary DuckDB secret for one S3 location (`omicslake.sources.s3_locations`): its
     endpoint and region from the config, its key from where boto looks (never stored). `chain`:
     let DuckDB's credential chain find the key instead (printed SQL holds no key)."""
     from urllib.parse import urlparse

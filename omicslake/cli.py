@@ -22,9 +22,9 @@ from pathlib import Path
 import yaml
 
 from omicslake import config as cfg
-from omicslake import jobs
+from omicslake import jobs, sources
 from omicslake.catalog import ALIAS, open_lake, setup_sql
-from omicslake.errors import OmicslakeError, first_line
+from omicslake.errors import ConfigError, OmicslakeError, first_line
 
 DEFAULT_CONFIG = "config/config.yaml"
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
@@ -36,7 +36,7 @@ def load_config(config_file: str) -> dict:
     from snakemake.utils import validate
 
     if not Path(config_file).is_file():
-        raise cfg.ConfigError(
+        raise ConfigError(
             f"config file {config_file} not found", "pass --configfile <file>, or run in the folder that holds config/"
         )
     try:
@@ -46,12 +46,13 @@ def load_config(config_file: str) -> dict:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or first_line(e)
-        raise cfg.ConfigError(f"config file {config_file} is not YAML{where}: {problem}", "correct it there") from None
+        raise ConfigError(f"config file {config_file} is not YAML{where}: {problem}", "correct it there") from None
     if not isinstance(config, dict):
-        raise cfg.ConfigError(f"config file {config_file} is not a mapping", "write it as key: value lines")
+        raise ConfigError(f"config file {config_file} is not a mapping", "write it as key: value lines")
     cfg.validate(config, SCHEMA)  # one line naming the key; Snakemake's validate fills in the defaults
     validate(config, str(SCHEMA), set_default=True)
     cfg.check(config)
+    sources.datasets(config)  # each source checks its entries
     return config
 
 
@@ -97,11 +98,11 @@ def command(argv: list[str] | None) -> int:
         status = collect(config)
         print(json.dumps(dataclasses.asdict(status), indent=2) if args.json else render(status))
     elif args.command == "attach":
-        print("\n".join(f"{statement};" for statement in setup_sql(catalog, data_path, cfg.s3_locations(config))))
+        print("\n".join(f"{statement};" for statement in setup_sql(catalog, data_path, sources.s3_locations(config))))
     elif args.command == "verify":
         from omicslake.verify import render, verify
 
-        report = verify(catalog, data_path, cfg.s3_locations(config))
+        report = verify(catalog, data_path, sources.s3_locations(config))
         print(json.dumps(dataclasses.asdict(report), indent=2) if args.json else render(report))
         return 0 if report.ok else 1
     elif args.command == "publish":
@@ -111,26 +112,26 @@ def command(argv: list[str] | None) -> int:
         print(f"published snapshot {out['snapshot']}: {out['linked']} files linked, {out['copied']} copied")
         print(f"ATTACH 'ducklake:{out['catalog']}' AS lake (READ_ONLY);")
     elif args.command == "query":
-        with open_lake(catalog, data_path, read_only=True, s3=cfg.s3_locations(config)) as con:
+        with open_lake(catalog, data_path, read_only=True, s3=sources.s3_locations(config)) as con:
             con.execute(f"USE {ALIAS}")  # `FROM http.genes`, as well as `FROM lake.http.genes`
             con.sql(args.sql).show(max_rows=args.max_rows, max_width=200)
     else:
         source, _, name = args.dataset.partition(".")
-        if (source, name) not in cfg.datasets(config):
-            known = ", ".join(f"{s}.{n}" for s, n in cfg.datasets(config)) or "none"
-            raise cfg.ConfigError(f"no dataset {args.dataset} in {args.configfile}", f"name one of {known}")
+        if (source, name) not in sources.datasets(config):
+            known = ", ".join(f"{s}.{n}" for s, n in sources.datasets(config)) or "none"
+            raise ConfigError(f"no dataset {args.dataset} in {args.configfile}", f"name one of {known}")
         folder = Path(config["staging"], source, name)
         if args.command == "ingest":
             from omicslake.ingest import ingest  # dlt and pyarrow: only the commands that need them
 
-            dataset = cfg.dataset_config(config, source, name)
+            dataset = sources.dataset_config(config, source, name)
             args = (dataset, folder / "manifest.json", config["download"], None, config["lake"])
             jobs.run(None, ingest, source, name, *args, outcome=(folder, f"ingest_{source}"))
         else:
             from omicslake.register import register as register_load
 
             receipt = folder / "receipt.json"
-            args = (folder / "manifest.json", catalog, data_path, receipt, cfg.s3_locations(config))
+            args = (folder / "manifest.json", catalog, data_path, receipt, sources.s3_locations(config))
             jobs.run(None, register_load, *args, outcome=(folder, "register"))
     return 0
 

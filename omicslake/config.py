@@ -1,19 +1,14 @@
-"""What the workflow config asks for: (source, name) datasets and each one's config entry.
+"""Checks of the workflow config as a whole: the schema (one line naming the key) and the lake.
 
-Each source turns its block of `sources:` into datasets with `datasets(block)`, which also checks
-what JSON Schema cannot (such as duplicate table names) and raises ConfigError. Light: the
-Snakefile builds the DAG from this without importing dlt or pyarrow.
+The datasets each source asks for are the source registry's (`omicslake.sources.datasets`).
+Light: the Snakefile checks the config with this without importing dlt or pyarrow.
 """
 
 from __future__ import annotations
 
 import re
 
-from omicslake.errors import OmicslakeError, first_line
-
-
-class ConfigError(OmicslakeError, ValueError):
-    """A config the workflow cannot run: `config key <key>: <what is wrong>; fix: <what to do>`."""
+from omicslake.errors import ConfigError, first_line
 
 
 def key_name(path) -> str:
@@ -97,27 +92,8 @@ def schema_violation(error) -> tuple[str, str]:
     return f"config key {key}: {first_line(error)}", fix
 
 
-def check_url(key: str, url: str) -> None:
-    """No credentials in a URL: the config entry is stored with every load (manifest, receipt)."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    if parsed.username or parsed.password:
-        host = "".join(c if c.isalnum() else "_" for c in (parsed.hostname or "")).upper()
-        raise ConfigError(
-            f"config key {key}: a user or password in the URL would be stored with every load",
-            f"set DOWNLOAD__{host}__USERNAME and DOWNLOAD__{host}__PASSWORD (or .dlt/secrets.toml) instead",
-        )
-
-
-def source_datasets(config: dict, source: str) -> dict[str, dict]:
-    from omicslake.sources import SOURCES
-
-    return SOURCES[source].module.datasets(config["sources"][source])
-
-
 def check(config: dict) -> None:
-    """Raise ConfigError, naming the key, for what the schema lets through."""
+    """Raise ConfigError, naming the key, for what the schema lets through in `lake`."""
     catalog = (config.get("lake") or {}).get("catalog", "")
     if catalog.startswith("postgres:"):
         from psycopg.conninfo import conninfo_to_dict
@@ -134,27 +110,13 @@ def check(config: dict) -> None:
                 "config key lake.catalog: a password in the catalog string would be stored with every run's config",
                 "remove password= from it; set PGPASSWORD or use ~/.pgpass instead",
             )
-    datasets(config)
 
 
-def datasets(config: dict) -> list[tuple[str, str]]:
-    """All (source, name) pairs the config asks for."""
-    return [(source, name) for source in config.get("sources") or {} for name in source_datasets(config, source)]
-
-
-def dataset_config(config: dict, source: str, name: str) -> dict:
-    return source_datasets(config, source)[name]
-
-
-def s3_locations(config: dict) -> list[dict]:
-    """The S3 locations the lake reads (a DuckDB secret each): its data path when that is on S3,
-    and objects registered in place."""
-    from omicslake.sources import s3
-
+def lake_location(config: dict) -> list[dict]:
+    """The lake's own S3 location (a DuckDB secret), when its data path is on S3."""
     lake = config.get("lake") or {}
-    own = (
+    return (
         [{"scope": lake["data_path"], **(lake.get("s3") or {})}]
         if lake.get("data_path", "").startswith("s3://")
         else []
     )
-    return own + [s3.location(e) for e in config.get("sources", {}).get("s3") or [] if e.get("register_in_place")]

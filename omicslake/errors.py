@@ -9,6 +9,10 @@ class OmicslakeError(Exception):
         super().__init__(f"{message}; fix: {fix}" if fix else message)
 
 
+class ConfigError(OmicslakeError, ValueError):
+    """A config the workflow cannot run: `config key <key>: <what is wrong>; fix: <what to do>`."""
+
+
 class DatasetError(OmicslakeError):
     """A dataset cannot be loaded: `<dataset>: <file>: <cause>; fix: <fix>`."""
 
@@ -32,29 +36,6 @@ RESTAGE = "delete the dataset's staging folder (<staging>/<source>/<name>), then
 S3_CREDENTIALS = (
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or `anonymous: true` for a public bucket"
 )
-
-
-def login_variables(url: str | None) -> str:
-    """`DOWNLOAD__<HOST>__USERNAME and …__PASSWORD`, the host as omicslake.download.login reads it."""
-    from urllib.parse import urlparse
-
-    host = "".join(c if c.isalnum() else "_" for c in (urlparse(url or "").hostname or "")).upper() or "<HOST>"
-    return f"DOWNLOAD__{host}__USERNAME and DOWNLOAD__{host}__PASSWORD"
-
-
-def http_fix(status: int, url: str | None = None, what: str = "the URL") -> str:
-    """What to do about an HTTP error status from `url`."""
-    if status == 401:
-        return f"the server wants a login: set {login_variables(url)} (or .dlt/secrets.toml, ~/.netrc)"
-    if status == 403:
-        return f"access refused: check the login in {login_variables(url)} and your rights to the file"
-    if status in (404, 410):
-        return f"check {what} in the config (a typo, or removed upstream?), or remove the entry"
-    if status == 429:
-        return "the server limits requests: wait, then run again (or lower downloads_<source> with --resources)"
-    if status >= 500:
-        return f"the server failed: {RERUN} later"
-    return f"check {what} in the config, then run again"
 
 
 def causes(exc: BaseException | None):

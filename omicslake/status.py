@@ -13,8 +13,7 @@ import email.utils
 from datetime import datetime
 from pathlib import Path
 
-from omicslake import config as cfg
-from omicslake import provenance
+from omicslake import provenance, sources
 from omicslake.catalog import open_lake, table_files
 from omicslake.errors import OmicslakeError
 from omicslake.jobs import OUTCOMES, UNFINISHED, Outcome
@@ -89,7 +88,7 @@ def collect(config: dict, snapshots: int = 10, wait_seconds: float = 10) -> Stat
     lake = config["lake"]
     tables, history, loads, lake_error = [], [], {}, None
     try:
-        s3 = cfg.s3_locations(config)
+        s3 = sources.s3_locations(config)
         with open_lake(lake["catalog"], lake["data_path"], read_only=True, wait_seconds=wait_seconds, s3=s3) as con:
             tables = lake_tables(con)
             if provenance.recorded(con):
@@ -97,7 +96,7 @@ def collect(config: dict, snapshots: int = 10, wait_seconds: float = 10) -> Stat
     except OmicslakeError as e:  # no lake yet, or it cannot be read: the datasets still show
         lake_error = str(e)
     staging = Path(config["staging"])
-    names = {f"{source}.{name}" for source, name in cfg.datasets(config)} | set(loads)
+    names = {f"{source}.{name}" for source, name in sources.datasets(config)} | set(loads)
     folders = {name: staging.joinpath(*name.split(".", 1)) for name in sorted(names)}
     datasets = [dataset_status(name, loads.get(name), folder) for name, folder in folders.items()]
     leftovers = [left for name, folder in folders.items() for left in staging_leftovers(name, folder)]

@@ -18,6 +18,8 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)  # the omicslake package beside this Snakefile
 
 from omicslake import config as omicslake_config
+from omicslake import sources as omicslake_sources
+from omicslake.errors import ConfigError
 from omicslake.registrar import Registrar
 from omicslake.sources import SOURCES
 
@@ -55,7 +57,8 @@ try:  # a config error: one line naming the key and the fix (Snakemake would pri
         )
         validate(config, schema="../config/schema.yaml")  # fills in the defaults
         omicslake_config.check(config)
-except omicslake_config.ConfigError as e:
+        omicslake_sources.datasets(config)  # each source checks its entries
+except ConfigError as e:
     print(f"omicslake: {e}", file=sys.stderr)
     sys.exit(1)
 
@@ -238,11 +241,7 @@ def chunk_manifests(wildcards):
 @functools.cache  # the config is fixed: entries are checked once, not once per job (O(N²) in all)
 def source_datasets(source):
     """Params helper: every dataset entry of a source, by name."""
-    return (
-        omicslake_config.source_datasets(config, source)
-        if source in config["sources"]
-        else {}
-    )
+    return omicslake_sources.entries(config, source)
 
 
 def for_job(helper, *args):
@@ -289,7 +288,7 @@ REGISTRAR = Registrar()  # this run's registrations, in one process (rules/regis
 LAKE = {  # where the lake is, and the S3 locations it reads
     "catalog": config["lake"]["catalog"],
     "data_path": config["lake"]["data_path"],
-    "s3": omicslake_config.s3_locations(config),
+    "s3": omicslake_sources.s3_locations(config),
 }
 
 

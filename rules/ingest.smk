@@ -72,78 +72,30 @@ for source in [name for name, spec in SOURCES.items() if spec.chunked]:
             "../scripts/ingest_chunk.py"
 
 
-# ingest: abstract (`source` matches no source); each source uses it as ingest_<source> below,
-# setting only what differs. One job per dataset whose stamp is newer than its manifest.
-rule ingest:
-    input:
-        stamp=after_probe(STAMP),
-    output:
-        manifest=staging_path("{source}/{name}/manifest.json"),
-    log:
-        log_path("ingest/{source}/{name}.log"),
-    wildcard_constraints:
-        source="(?!)",
-    retries: 2
-    conda:
-        "../envs/omicslake.yaml"
-    params:
-        dataset=dataset_config,
-        failure_as_output=not workflow.is_main_process,  # in a SLURM (group) job: jobs.run
-    script:
-        "../scripts/ingest.py"
+# ingest_<source>: one job per dataset whose stamp is newer than its manifest. A chunked source's
+# is a local job that gathers its chunks' manifests into the dataset's one manifest.
+for source, spec in SOURCES.items():
 
-
-use rule ingest as ingest_http with:
-    wildcard_constraints:
-        source="http",
-    conda:
-        source_env("http")
-    resources:
-        **ingest_resources("http"),
-
-
-use rule ingest as ingest_geo with:
-    wildcard_constraints:
-        source="geo",
-    conda:
-        source_env("geo")
-    resources:
-        **ingest_resources("geo"),
-
-
-use rule ingest as ingest_zenodo with:
-    wildcard_constraints:
-        source="zenodo",
-    conda:
-        source_env("zenodo")
-    resources:
-        **ingest_resources("zenodo"),
-
-
-use rule ingest as ingest_kaggle with:
-    wildcard_constraints:
-        source="kaggle",
-    conda:
-        source_env("kaggle")
-    resources:
-        **ingest_resources("kaggle"),
-
-
-use rule ingest as ingest_s3 with:
-    wildcard_constraints:
-        source="s3",
-    conda:
-        source_env("s3")
-    resources:
-        **ingest_resources("s3"),
-
-
-use rule ingest as ingest_cellxgene with:
-    input:
-        stamp=after_probe(STAMP),
-        chunks=chunk_manifests,
-    wildcard_constraints:
-        source="cellxgene",
-    localrule: True
-    conda:
-        source_env("cellxgene")
+    rule:
+        name:
+            f"ingest_{source}"
+        input:
+            **({"chunks": chunk_manifests} if spec.chunked else {}),
+            stamp=after_probe(STAMP),
+        output:
+            manifest=staging_path("{source}/{name}/manifest.json"),
+        log:
+            log_path("ingest/{source}/{name}.log"),
+        wildcard_constraints:
+            source=source,
+        retries: 2
+        localrule: spec.chunked
+        conda:
+            source_env(source)
+        resources:
+            **({} if spec.chunked else ingest_resources(source)),
+        params:
+            dataset=dataset_config,
+            failure_as_output=not workflow.is_main_process,  # in a SLURM (group) job: jobs.run
+        script:
+            "../scripts/ingest.py"

@@ -84,7 +84,7 @@ class Lake:
         self.catalog = str(root / "lake" / "omicslake.ducklake")
         self.data_path = str(root / "lake" / "data") + "/"
         self.staging = root / "staging"
-        self.s3: list[dict] = []  # S3 locations the lake reads (`config.s3_locations`)
+        self.s3: list[dict] = []  # S3 locations the lake reads (`sources.s3_locations`)
         self.lake_s3: dict | None = None  # `lake.s3` of a data path on S3
 
     def folder(self, name: str, source: str = "http") -> Path:

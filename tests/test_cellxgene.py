@@ -150,7 +150,7 @@ def test_an_unreachable_census_is_one_clear_error(lake, tmp_path):
 
 
 def test_credentials_in_tiledb_config_are_refused(census):
-    from omicslake.config import ConfigError
+    from omicslake.errors import ConfigError
 
     with pytest.raises(ConfigError, match="tiledb_config.vfs.s3.aws_secret_access_key: a credential"):
         cellxgene.datasets(block(census, query(), tiledb_config={"vfs.s3.aws_secret_access_key": "x"}))
@@ -308,7 +308,7 @@ def test_a_replan_of_an_unchanged_query_pulls_no_chunk(lake, census):
     ],
 )
 def test_credentials_in_the_census_settings_are_refused(census, settings, key):
-    from omicslake.config import ConfigError
+    from omicslake.errors import ConfigError
 
     with pytest.raises(ConfigError, match=f"sources.cellxgene.{key}: "):
         cellxgene.datasets(block(census, query(), **settings))

@@ -74,7 +74,8 @@ def test_config_wrong_type_names_the_key_and_the_fix(tmp_path):
 
 
 def test_a_config_error_shows_no_password_nor_query_string():
-    from omicslake.config import ConfigError, validate
+    from omicslake.config import validate
+    from omicslake.errors import ConfigError
 
     for url in ("htps://alice:pw-s3cr3t@host/x.csv", "htps://host/x.csv?token=pw-s3cr3t"):
         config = workflow_config(Path("w"), {"http": [{"name": "a", "url": url}]})

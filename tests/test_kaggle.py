@@ -6,9 +6,8 @@ import zipfile
 
 import pytest
 
-from omicslake.config import ConfigError
 from omicslake.download import DownloadSettings
-from omicslake.errors import DatasetError
+from omicslake.errors import ConfigError, DatasetError
 from omicslake.sources import kaggle
 from tests.conftest import KAGGLE_KEY as KEY
 from tests.servers import SIGNATURE, KaggleServer

@@ -12,8 +12,8 @@ import yaml
 
 from omicslake import provenance
 from omicslake.catalog import open_lake, table_files
-from omicslake.config import ConfigError, check
-from omicslake.errors import OmicslakeError
+from omicslake.config import check
+from omicslake.errors import ConfigError, OmicslakeError
 from omicslake.status import collect
 from tests.conftest import REPO, write_gz
 from tests.servers import PostgresServer

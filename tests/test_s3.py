@@ -244,7 +244,7 @@ def test_a_type_change_in_one_object_never_drops_the_rows_of_the_others(lake, s3
 
 
 def test_config_refuses_credentials_in_the_endpoint():
-    from omicslake.config import ConfigError
+    from omicslake.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"sources.s3\[0\].endpoint_url: a user or password"):
         s3.datasets([{"name": "x", "bucket_url": "s3://b/", "endpoint_url": "http://me:pw@127.0.0.1:9000"}])

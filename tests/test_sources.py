@@ -119,3 +119,18 @@ def test_a_failed_probe_holds_back_only_its_own_source(tmp_path, geo_tree):
     lake = Lake(tmp_path)
     assert lake.query("SELECT count(*) FROM lake.geo.platform_probes") == [(42,)]  # geo loaded all the same
     assert lake.query("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'http'") == [(0,)]
+
+
+def test_config_checks_import_nothing_of_the_sources_and_each_source_imports_alone():
+    """No import cycle: `config` imports (anywhere in it) only `errors` of the package; any source
+    module can be imported first."""
+    import ast
+
+    tree = ast.parse((REPO / "omicslake" / "config.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert {name for name in imported if name and name.startswith("omicslake")} == {"omicslake.errors"}
+    for source in sorted(SOURCES):
+        module = SOURCES[source].module.__name__
+        run = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, cwd=REPO)
+        assert run.returncode == 0, run.stderr

@@ -18,11 +18,12 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlparse, urlunparse
+from urllib.parse import unquote, urlparse
 
 from omicslake.errors import CHECKSUM, DatasetError
 from omicslake.manifest import Upstream, utc_now
 from omicslake.progress import Progress, Writer
+from omicslake.urls import login_key, public
 
 CHUNK = 1 << 20
 FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk or a quota is full: the job cannot go on
@@ -214,15 +215,6 @@ def shown_name(url: str) -> str:
     return parts[-1] if parts else "download"
 
 
-def public(url: str) -> str:
-    """The URL without `user:password@`: what logs, manifests and the lake may hold."""
-    parsed = urlparse(url)
-    if not (parsed.username or parsed.password):
-        return url
-    host = parsed.hostname + (f":{parsed.port}" if parsed.port else "")
-    return urlunparse(parsed._replace(netloc=host))
-
-
 def login(url: str) -> tuple[str, str] | None:
     """User and password for the URL's host: from the URL, else from the environment or dlt secrets
     as `DOWNLOAD__<HOST>__USERNAME` / `DOWNLOAD__<HOST>__PASSWORD` (host with `.`, `-` as `_`)."""
@@ -231,6 +223,6 @@ def login(url: str) -> tuple[str, str] | None:
         return unquote(parsed.username), unquote(parsed.password or "")
     import dlt  # its config providers read the environment and .dlt/secrets.toml ([download.<host>])
 
-    key = "download." + re.sub(r"[^a-z0-9]", "_", (parsed.hostname or "").lower())
+    key = f"download.{login_key(url)}"
     user = dlt.secrets.get(f"{key}.username")
     return (user, dlt.secrets.get(f"{key}.password") or "") if user else None

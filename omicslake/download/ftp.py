@@ -13,9 +13,10 @@ import threading
 import time
 from urllib.parse import unquote, urlparse, urlunparse
 
-from omicslake.download import CHUNK, DownloadSettings, NotFound, Part, login, public
-from omicslake.errors import SERVER_DOWN, DatasetError, first_line, login_variables
+from omicslake.download import CHUNK, DownloadSettings, NotFound, Part, login
+from omicslake.errors import SERVER_DOWN, DatasetError, first_line
 from omicslake.manifest import Upstream
+from omicslake.urls import login_variables, public
 
 NOT_THERE = "check the URL (or accession) in the config: a typo, or not public (yet)?"
 

@@ -11,9 +11,10 @@ import time
 import requests
 
 from omicslake import faults
-from omicslake.download import CHUNK, DownloadSettings, NotFound, Part, login, public
-from omicslake.errors import RERUN, SERVER_DOWN, DatasetError, first_line, http_fix
+from omicslake.download import CHUNK, DownloadSettings, NotFound, Part, login
+from omicslake.errors import RERUN, SERVER_DOWN, DatasetError, first_line
 from omicslake.manifest import Upstream
+from omicslake.urls import http_fix, public
 
 RESUMABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 

@@ -40,7 +40,7 @@ def register(
     session: Writer | None = None,
 ) -> Receipt:
     """Register the load described by `manifest_path`; write and return its receipt. `s3`: the
-    locations of objects registered in place (`omicslake.config.s3_locations`). `session`: a lake
+    locations of objects registered in place (`omicslake.sources.s3_locations`). `session`: a lake
     held across many registrations (`omicslake.registrar`); without it, the lake is attached for
     this one."""
     manifest = Manifest.read(manifest_path)

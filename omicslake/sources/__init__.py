@@ -1,14 +1,15 @@
 """The source registry: each source's module and what its jobs need.
 
-Rules (`rules/ingest.smk`), config checks (`omicslake.config`) and the download resources
-derive from it. A new source is its module, one line here, a block in `config/schema.yaml`,
-one `use rule ingest as ingest_<source>`, its tests and its README section.
+Rules (`rules/ingest.smk`), the datasets a config asks for (`datasets`) and the download
+resources derive from it. A new source is its module, one line here, a block in
+`config/schema.yaml`, its tests and its README section.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from omicslake import config as workflow_config
 from omicslake.sources import cellxgene, geo, http, kaggle, s3, zenodo
 from omicslake.sources.base import ChunkedSource, Source
 
@@ -53,3 +54,31 @@ SOURCES = {
         ),
     ]
 }
+
+
+def entries(config: dict, source: str) -> dict[str, dict]:
+    """A source's dataset entries by name, checked by the source (ConfigError naming the key)."""
+    block = (config.get("sources") or {}).get(source)
+    return SOURCES[source].module.datasets(block) if block is not None else {}
+
+
+def datasets(config: dict) -> list[tuple[str, str]]:
+    """All (source, name) pairs the config asks for."""
+    return [(source, name) for source in config.get("sources") or {} for name in entries(config, source)]
+
+
+def dataset_config(config: dict, source: str, name: str) -> dict:
+    return entries(config, source)[name]
+
+
+def s3_locations(config: dict) -> list[dict]:
+    """The S3 locations the lake reads (a DuckDB secret each): its data path when that is on S3, and
+    those its sources declare (`locations(block)`: objects registered in place)."""
+    own = workflow_config.lake_location(config)
+    declared = [
+        location
+        for source, block in (config.get("sources") or {}).items()
+        if hasattr(SOURCES[source].module, "locations")
+        for location in SOURCES[source].module.locations(block)
+    ]
+    return own + declared

@@ -18,11 +18,11 @@ import contextlib
 import re
 from pathlib import Path
 
-from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings
-from omicslake.errors import RERUN, SERVER_DOWN, DatasetError, first_line
+from omicslake.errors import RERUN, SERVER_DOWN, ConfigError, DatasetError, first_line
 from omicslake.manifest import Upstream
 from omicslake.sources.base import Dataset, Plan
+from omicslake.urls import check_url
 
 CENSUS = "census"  # the dataset of the census-level tables
 SECRET = re.compile(r"key|secret|password|token|credential|identity", re.IGNORECASE)  # S3, Azure, GCS

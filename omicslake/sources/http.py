@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from omicslake import download
-from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings
-from omicslake.errors import DatasetError
+from omicslake.errors import ConfigError, DatasetError
 from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan
+from omicslake.urls import check_url, public
 
 
 def datasets(block: list[dict]) -> dict[str, dict]:
@@ -48,7 +48,7 @@ def plan(
         raise DatasetError(
             str(dataset),
             "cannot infer the format from the URL",
-            download.public(url),
+            public(url),
             fix="set `format` in the entry (csv, tsv, parquet, jsonl, ...)",
         )
     last = previous.upstream[0] if previous and previous.upstream else None

@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings
-from omicslake.errors import CHECKSUM, SERVER_DOWN, DatasetError, first_line, http_fix
+from omicslake.errors import CHECKSUM, SERVER_DOWN, ConfigError, DatasetError, first_line
 from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
 from omicslake.sources.files import file_tables, junk, matches, tabular
+from omicslake.urls import check_url, http_fix
 
 RESERVED = {"datasets", "files"}
 CREDENTIALS = "set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY, or put access_token or kaggle.json in ~/.kaggle"

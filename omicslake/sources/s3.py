@@ -16,11 +16,11 @@ import fnmatch
 from pathlib import Path
 
 from omicslake import download
-from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings, same_version
-from omicslake.errors import DatasetError, first_line
+from omicslake.errors import ConfigError, DatasetError, first_line
 from omicslake.manifest import Receipt, StagedFile, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
+from omicslake.urls import check_url
 
 BUCKET_KEYS = ("endpoint_url", "region", "url_style", "anonymous")
 FOOTER_READ = 64 << 10  # bytes read from an object's end: most Parquet footers fit
@@ -44,6 +44,11 @@ def datasets(block: list[dict]) -> dict[str, dict]:
 def location(entry: dict) -> dict:
     """What DuckDB and s3fs need to reach the entry's bucket (no credentials: those come from boto)."""
     return {"scope": entry["bucket_url"], **{key: entry[key] for key in BUCKET_KEYS if entry.get(key) is not None}}
+
+
+def locations(block: list[dict]) -> list[dict]:
+    """The buckets the lake reads from: those whose objects are registered in place."""
+    return [location(entry) for entry in block or [] if entry.get("register_in_place")]
 
 
 def objects(dataset: Dataset, entry: dict, settings: DownloadSettings) -> list[Upstream]:

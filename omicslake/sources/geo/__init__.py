@@ -16,11 +16,12 @@ import re
 from pathlib import Path
 
 from omicslake import download
-from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings
+from omicslake.errors import ConfigError
 from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
 from omicslake.sources.geo.layout import KINDS, remote_files
+from omicslake.urls import check_url
 
 
 def datasets(block: dict) -> dict[str, dict]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omicslake.download import DownloadSettings, NotFound, listing, public
+from omicslake.download import DownloadSettings, NotFound, listing
 from omicslake.errors import DatasetError
 from omicslake.manifest import Upstream
+from omicslake.urls import public
 
 KINDS = {"series": "GSE", "datasets": "GDS", "platforms": "GPL"}
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
