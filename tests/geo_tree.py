@@ -154,6 +154,65 @@ ANNOT_COLUMNS = [
 ]
 
 
+def legacy_gds_text(dataset_id: str, series_id: str, platform: str, subsets: dict[str, list[str]], probes: int) -> str:
+    """A GDS as GEO wrote them in 2002-2004 (the head of the real GDS100.soft.gz): lower-case
+    `^dataset` and `^subset`, `!dataset_total_samples`, a date as 04/06/2003, then a second
+    `^dataset` whose `#` column descriptions are followed by the table's header row, with no
+    `!dataset_table_begin` and no end marker: the table runs to the end of the file."""
+    samples = [s for members in subsets.values() for s in members]
+    lines = ["^database", "!database_name = Gene Expression Omnibus (GEO)", "!database_institute = NCBI NLM NIH",
+             f"^dataset = {dataset_id}", "!dataset_completeness = all",
+             "!dataset_description = Time course of UV-responsive genes.", "!dataset_experiment_type = dual channel",
+             f"!dataset_maximum_probes = {probes}", "!dataset_order = none", "!dataset_organism = Escherichia coli",
+             f"!dataset_platform = {platform}", "!dataset_probe_type = nucleotide",
+             f"!dataset_reference_series = {series_id}", "!dataset_title = UV exposure time course (ecoli_8.0)",
+             f"!dataset_total_samples = {len(samples)}", "!dataset_update_date = 04/06/2003",
+             "!dataset_value_type = log ratio"]  # fmt: skip
+    for i, (description, members) in enumerate(subsets.items(), 1):
+        lines += [f"^subset = {dataset_id}_{i}", f"!subset_dataset_id = {dataset_id}",
+                  f"!subset_description = {description}", f"!subset_sample_id = {','.join(members)}",
+                  "!subset_type = time"]  # fmt: skip
+    lines += [f"^dataset = {dataset_id}", "#ID_REF = Platform reference identifier", "#IDENTIFIER = probe identifier"]
+    lines += [f"#{s} = Value for {s}: lexA vs. wt" for s in samples]
+    lines.append("\t".join(["ID_REF", "IDENTIFIER", *samples]))
+    for p in range(1, probes + 1):
+        values = [
+            "null" if (p + j) % 7 == 0 else f"{((p * 31 + j * 17) % 400 - 200) / 100:g}" for j in range(len(samples))
+        ]
+        lines.append("\t".join([str(p), str(p), *values]))
+    return "\n".join(lines) + "\n"
+
+
+def sage_family_text(series_id: str, platform: str, tags: dict[str, dict[str, int]]) -> str:
+    """A SAGE series' family SOFT (the head of the real GSE2122_family.soft.gz): a GPL11-like
+    platform whose table is `TAG GI`, and sample tables `TAG COUNT TPM PERCENT`, no ID_REF/VALUE."""
+    all_tags = sorted({tag for counts in tags.values() for tag in counts})
+    lines = ["^DATABASE = GeoMiame", "!Database_name = Gene Expression Omnibus (GEO)", f"^SERIES = {series_id}",
+             "!Series_title = Skeletal muscle of glucocorticoid deprived and treated mice by SAGE",
+             f"!Series_geo_accession = {series_id}", "!Series_status = Public on Jan 06 2005",
+             "!Series_submission_date = Jan 04 2005", "!Series_last_update_date = Mar 16 2012",
+             "!Series_type = Expression profiling by SAGE"]  # fmt: skip
+    lines += [f"!Series_sample_id = {sample}" for sample in tags]
+    lines += [f"!Series_platform_id = {platform}", f"^PLATFORM = {platform}",
+              "!Platform_title = SAGE:10:NlaIII:Mus musculus", f"!Platform_geo_accession = {platform}",
+              "!Platform_technology = SAGE NlaIII", "!Platform_distribution = virtual",
+              "!Platform_organism = Mus musculus", "#TAG = tag sequence", "#GI = Best GI",
+              "!platform_table_begin", "TAG\tGI"]  # fmt: skip
+    lines += [f"{tag}\t{40254348 + i}" for i, tag in enumerate(all_tags)] + ["!platform_table_end"]
+    for sample, counts in tags.items():
+        total = sum(counts.values())
+        lines += [f"^SAMPLE = {sample}", "!Sample_title = SAGE of skeletal muscle of intact mice",
+                  f"!Sample_geo_accession = {sample}", "!Sample_type = SAGE", "!Sample_anchor = NlaIII",
+                  "!Sample_tag_length = 10", f"!Sample_tag_count = {total}", "!Sample_channel_count = 1",
+                  "!Sample_source_name_ch1 = skeletal muscle (gastrocnemius)", "!Sample_organism_ch1 = Mus musculus",
+                  f"!Sample_platform_id = {platform}", f"!Sample_series_id = {series_id}",
+                  f"!Sample_data_row_count = {len(counts)}", "#TAG = ", "#COUNT = ", "#TPM = tags per million",
+                  "#PERCENT = ", "!sample_table_begin", "TAG\tCOUNT\tTPM\tPERCENT"]  # fmt: skip
+        lines += [f"{tag}\t{n}\t{n * 1e6 / total:.2f}\t{n * 100 / total:.4f}" for tag, n in sorted(counts.items())]
+        lines.append("!sample_table_end")
+    return "\n".join(lines) + "\n"
+
+
 def annot_bytes(platform: str, probes: int) -> bytes:
     """A GPL annotation as NCBI serves it (mirrors platforms/GPLnnn/GPL97/annot/GPL97.annot.gz).
 

@@ -185,7 +185,9 @@ class Zenodo:
 
     def publish(self, record_id: int, files: dict[str, bytes], concept: int | None = None, version: str = "v1",
                 checksums: dict[str, str] | None = None, title: str = "Bulk RNA-seq of lung and liver",
-                **resource) -> dict:  # fmt: skip
+                updated: str | None = None, **resource) -> dict:  # fmt: skip
+        """A record as InvenioRDM serves it; with `updated`, as the legacy records API did (until
+        2023: `updated` and `revision`, no `modified`)."""
         entries = []
         for key, body in files.items():
             content = self.server.add(f"/api/records/{record_id}/files/{key}/content", body)
@@ -204,7 +206,11 @@ class Zenodo:
             "doi": f"10.5281/zenodo.{record_id}",
             "conceptdoi": f"10.5281/zenodo.{concept or record_id - 1}",
             "created": "2025-03-01T10:00:00.000000+00:00",
-            "modified": f"2025-03-0{record_id % 9 + 1}T10:00:00.000000+00:00",
+            **(
+                {"updated": updated, "revision": 1}
+                if updated
+                else {"modified": f"2025-03-0{record_id % 9 + 1}T10:00:00.000000+00:00"}
+            ),
             "metadata": {
                 "title": title,
                 "version": version,

@@ -8,8 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from omicslake.config import ConfigError
-from omicslake.errors import DatasetError
+from omicslake.errors import ConfigError, DatasetError
 from omicslake.sources import geo
 from omicslake.sources.geo import layout, parse, soft
 from tests import geo_tree as tree
@@ -172,6 +171,57 @@ def test_gds_platform_and_sequencing_series_share_the_tables(lake, ftp_server):
     assert lake.query("SELECT title, sample_ids FROM lake.geo.series WHERE series_id = 'GSE105845'") == [
         ("microRNA-seq from forebrain (ENCSR715QTV)", ["GSM2828511", "GSM2828512"])
     ]
+
+
+def test_a_gds_of_2003_without_table_markers_loads_its_values_and_subsets(lake, tmp_path):
+    subsets = {"5 minute": ["GSM547"], "20 minute": ["GSM545", "GSM542"], "0 minute": ["GSM549"]}
+    tree.write_gz(tmp_path / "geo/datasets/GDSnnn/GDS100/soft/GDS100.soft.gz",
+                  tree.legacy_gds_text("GDS100", "GSE9", "GPL18", subsets, 12))  # fmt: skip
+    load(lake, f"file://{tmp_path / 'geo'}", "GDS100", "datasets")
+    info = "SELECT dataset_id, series_id, platform_id, sample_count, sample_organism, update_date::VARCHAR"
+    assert lake.query(f"{info} FROM lake.geo.datasets") == [
+        ("GDS100", "GSE9", "GPL18", 4, "Escherichia coli", "2003-04-06")
+    ]
+    assert lake.query("SELECT count(*), count(value) FROM lake.geo.dataset_expression") == [(48, 42)]  # 6 nulls
+    value = "SELECT value FROM lake.geo.dataset_expression WHERE probe_id = '2' AND sample_id = 'GSM545'"
+    assert lake.query(value) == [(-1.21,)]  # its row `2  2  -1.38  -1.21  ...`: the second sample column
+    assert lake.query("SELECT subset_id, count(*) FROM lake.geo.dataset_subsets GROUP BY 1 ORDER BY 1") == [
+        ("GDS100_1", 1),
+        ("GDS100_2", 2),
+        ("GDS100_3", 1),
+    ]
+
+
+def test_a_gds_without_any_table_is_an_error_not_an_empty_load(lake, tmp_path):
+    text = tree.legacy_gds_text("GDS100", "GSE9", "GPL18", {"5 minute": ["GSM547"]}, 3)
+    tree.write_gz(tmp_path / "geo/datasets/GDSnnn/GDS100/soft/GDS100.soft.gz", text.split("^dataset = GDS100\n#")[0])
+    with pytest.raises(
+        DatasetError, match=r"^geo\.GDS100: GDS100\.soft\.gz: GEO file in a layout not supported: no data"
+    ):
+        load(lake, f"file://{tmp_path / 'geo'}", "GDS100", "datasets")
+
+
+def test_a_sage_series_loads_its_tag_counts(lake, tmp_path):
+    tags = {"GSM38112": {"AAAAAAAAAA": 3, "CATTTGTTCA": 120}, "GSM38113": {"AAAAAAAAAA": 1, "GGGGGGGGGG": 7}}
+    tree.write_gz(tmp_path / "geo/series/GSE2nnn/GSE2122/soft/GSE2122_family.soft.gz",
+                  tree.sage_family_text("GSE2122", "GPL11", tags))  # fmt: skip
+    load(lake, f"file://{tmp_path / 'geo'}", "GSE2122")
+    assert lake.query("SELECT sample_id, probe_id, value FROM lake.geo.expression ORDER BY 1, 2") == [
+        ("GSM38112", "AAAAAAAAAA", 3.0),
+        ("GSM38112", "CATTTGTTCA", 120.0),
+        ("GSM38113", "AAAAAAAAAA", 1.0),
+        ("GSM38113", "GGGGGGGGGG", 7.0),
+    ]
+    assert lake.query("SELECT count(*) FROM lake.geo.samples") == [(2,)]
+
+
+def test_a_sample_table_of_another_layout_is_named_unsupported_not_malformed(lake, tmp_path):
+    text = tree.sage_family_text("GSE2122", "GPL11", {"GSM38112": {"AAAAAAAAAA": 3}})
+    text = text.replace("#COUNT = ", "#HITS = ").replace("TAG\tCOUNT\tTPM", "TAG\tHITS\tTPM")
+    tree.write_gz(tmp_path / "geo/series/GSE2nnn/GSE2122/soft/GSE2122_family.soft.gz", text)
+    with pytest.raises(DatasetError, match=r"layout not supported: sample GSM38112's table has columns TAG, HITS") as e:
+        load(lake, f"file://{tmp_path / 'geo'}", "GSE2122")
+    assert "malformed" not in str(e.value)
 
 
 def test_platform_annotation_as_ncbi_writes_it(lake, geo_tree):

@@ -147,6 +147,18 @@ def test_a_bare_hex_md5_as_the_legacy_api_writes_it_is_checked_too(lake, zenodo_
         lake.load("record_802", entries(zenodo_api.api, {"id": 802})["record_802"], "zenodo")
 
 
+def test_a_record_of_the_legacy_api_is_versioned_by_its_updated_date(lake, zenodo_api):
+    """zenodo.org's records API before InvenioRDM wrote `updated`, not `modified` (as recorded in 2022)."""
+    zenodo_api.publish(7248153, {"counts.csv.gz": COUNTS}, updated="2022-10-25T08:51:20.783524+00:00")
+    entry = entries(zenodo_api.api, {"id": 7248153})["record_7248153"]
+    first = lake.load("record_7248153", entry, "zenodo")
+    assert lake.query("SELECT modified FROM lake.zenodo.records") == [("2022-10-25T08:51:20.783524+00:00",)]
+    zenodo_api.publish(7248153, {"counts.csv.gz": COUNTS}, updated="2022-11-02T09:00:00.000000+00:00")  # edited
+    again = lake.load("record_7248153", entry, "zenodo")
+    assert again.snapshot_id > first.snapshot_id
+    assert lake.query("SELECT modified FROM lake.zenodo.records") == [("2022-11-02T09:00:00.000000+00:00",)]
+
+
 def test_txt_files_load_only_when_named_and_macos_metadata_never(lake, zenodo_api):
     import io
     import zipfile

@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 from omicslake import download
-from omicslake.config import ConfigError, check_url
 from omicslake.download import DownloadSettings, NotFound
-from omicslake.errors import DatasetError
+from omicslake.errors import ConfigError, DatasetError
 from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
 from omicslake.sources.files import file_tables, matches, tabular
+from omicslake.urls import check_url
 
 RESERVED = {"records", "files"}
 
@@ -153,9 +153,14 @@ def selected(record: dict, entry: dict) -> list[dict]:
     )
 
 
+def modified(record: dict) -> str | None:
+    """When the record last changed: `modified` (InvenioRDM), or `updated` (the legacy records API)."""
+    return record.get("modified") or record.get("updated")
+
+
 def record_upstream(record: dict) -> Upstream:
     links = record.get("links", {})
-    return Upstream(links.get("self") or str(record["id"]), version=f"{record['id']}@{record.get('modified')}")
+    return Upstream(links.get("self") or str(record["id"]), version=f"{record['id']}@{modified(record)}")
 
 
 def file_upstream(record: dict, file: dict) -> Upstream:
@@ -177,7 +182,7 @@ def record_row(record: dict) -> dict:
         "license": (meta.get("license") or {}).get("id"),
         "creators": json.dumps(meta.get("creators", [])),
         "created": record.get("created"),
-        "modified": record.get("modified"),
+        "modified": modified(record),
     }
 
 

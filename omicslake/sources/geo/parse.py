@@ -53,11 +53,18 @@ def rows(dataset: str, accession: str, kind: str, files, supplementary, listed) 
         yield from parse_supplementary(dataset, accession, url, path)
 
 
+class Unsupported(ValueError):
+    """A well-formed GEO file in a layout Omicslake does not read."""
+
+
 @contextlib.contextmanager
 def blame(dataset: str, url: str):
     """Errors while parsing a file become one DatasetError naming it."""
     try:
         yield
+    except Unsupported as e:
+        fix = "remove the accession from sources.geo: Omicslake does not read this layout"
+        raise DatasetError(dataset, f"GEO file in a layout not supported: {e}", Path(url).name, fix=fix) from e
     except (pa.ArrowInvalid, ValueError, KeyError, TypeError, OSError, EOFError) as e:
         cause = first_line(e)
         if "conversion error to double" in cause:
@@ -89,10 +96,13 @@ def long_values(batch: pa.RecordBatch, name: str, ids: dict[str, str | None]) ->
 
 
 def geo_date(text: str | None):
-    try:
-        return datetime.strptime(text, "%b %d %Y").date() if text else None
-    except ValueError:
-        return None
+    """`Mar 16 2012` (series, samples, GDS), or `04/06/2003` (GDS of 2002-2004)."""
+    for layout in ("%b %d %Y", "%m/%d/%Y"):
+        try:
+            return datetime.strptime(text, layout).date() if text else None
+        except ValueError:
+            continue
+    return None
 
 
 def first(attrs: dict, key: str) -> str | None:
@@ -249,19 +259,31 @@ def parse_family_soft(accession: str, path: Path, listed: list[Upstream]) -> Ite
         elif entity.kind == "SAMPLE":
             samples.append(attrs)
             if entity.table is not None:
-                reader = soft.read_table(entity.table, {"ID_REF": pa.string(), "VALUE": pa.float64()})
+                probe, value = sample_columns(entity)
+                reader = soft.read_table(entity.table, {probe: pa.string(), value: pa.float64()})
                 for batch in reader:
-                    values = batch.select(["ID_REF", "VALUE"]).rename_columns(["ID_REF", entity.id])
+                    values = batch.select([probe, value]).rename_columns(["ID_REF", entity.id])
                     ids = {"series_id": accession, "platform_id": first(attrs, "platform_id")}
                     yield dlt.mark.with_table_name(long_values(values, "expression", ids), "expression")
     yield from series_tables(accession, series, samples, listed)
+
+
+def sample_columns(entity: soft.Entity) -> tuple[str, str]:
+    """A family SOFT sample table's (probe, value) columns: ID_REF and VALUE; a SAGE sample's tag
+    and its count (TAG, COUNT; its platform's ids are the tags, TPM is the count scaled)."""
+    if not entity.columns:  # undescribed: the header row names them
+        return "ID_REF", "VALUE"
+    for probe, value in (("ID_REF", "VALUE"), ("TAG", "COUNT")):
+        if probe in entity.columns and value in entity.columns:
+            return probe, value
+    raise Unsupported(f"sample {entity.id}'s table has columns {', '.join(entity.columns)}, no ID_REF and VALUE")
 
 
 # --- GDS ----------------------------------------------------------------------------------------
 
 
 def parse_gds(accession: str, path: Path) -> Iterator:
-    info, subsets = {}, []
+    info, subsets, tables = {}, [], 0
     for entity in soft.read_soft(path):
         attrs = {re.sub(r"^(dataset|subset)_", "", k): v for k, v in entity.attrs.items()}
         if entity.kind == "DATASET" and entity.table is None:
@@ -276,9 +298,9 @@ def parse_gds(accession: str, path: Path) -> Iterator:
                         "platform_id": first(attrs, "platform"),
                         "series_id": first(attrs, "reference_series"),
                         "value_type": first(attrs, "value_type"),
-                        "sample_organism": first(attrs, "sample_organism"),
+                        "sample_organism": first(attrs, "sample_organism") or first(attrs, "organism"),
                         "sample_type": first(attrs, "sample_type"),
-                        "sample_count": int(first(attrs, "sample_count") or 0),
+                        "sample_count": int(first(attrs, "sample_count") or first(attrs, "total_samples") or 0),
                         "update_date": geo_date(first(attrs, "update_date")),
                         "pubmed_ids": split_ids(attrs, "pubmed_id"),
                         "attributes": json.dumps(attrs, ensure_ascii=False),
@@ -298,7 +320,7 @@ def parse_gds(accession: str, path: Path) -> Iterator:
             ]
         elif entity.kind == "DATASET" and entity.table is not None:
             yield from table("dataset_subsets", subsets)
-            subsets = []
+            subsets, tables = [], tables + 1
             reader = soft.read_table(
                 entity.table, {"ID_REF": pa.string(), "IDENTIFIER": pa.string()}, default_type=pa.float64()
             )
@@ -309,6 +331,8 @@ def parse_gds(accession: str, path: Path) -> Iterator:
             }
             for batch in reader:
                 yield dlt.mark.with_table_name(long_values(batch, "dataset_expression", ids), "dataset_expression")
+    if not tables:  # never an empty load that looks like a success
+        raise Unsupported(f"no data table found in {accession}'s SOFT file")
 
 
 # --- platform annotation ------------------------------------------------------------------------

@@ -206,6 +206,12 @@ def read_soft(path: Path) -> Iterator[Entity]:
         elif line.startswith("#"):
             key, _, value = line[1:].partition("=")
             entity.columns[key.strip()] = value.strip()
+            if lines.peek(1)[:1] not in (b"#", b"!", b"^", b"", b"\n", b"\r"):
+                # GDS files of 2002-2004: the table's header row follows the column descriptions,
+                # with no `!dataset_table_begin`, and the table runs to the end of the file
+                entity.table = TableStream(lines)
+                yield entity
+                entity.table.drain()
     if entity and entity.table is None:
         yield entity
 
