@@ -10,6 +10,7 @@ import errno
 import fcntl
 import importlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -253,13 +254,21 @@ def attach(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str, read_on
             con.execute(attach_sql(catalog, data_path, read_only=read_only))
             return
         except duckdb.Error as e:
-            held = is_file_catalog(catalog) and "lock" in str(e).lower()
+            held = is_file_catalog(catalog) and bool(re.search(r"set lock on file|conflicting lock", str(e), re.I))
             if held and time.monotonic() < deadline:
                 time.sleep(1)
                 continue
             if read_only and "creating a new DuckLake is explicitly disabled" in str(e):
                 raise NoLake(
                     f"no lake catalog at {catalog}", fix="run the workflow first (or correct lake.catalog)"
+                ) from None
+            newer = re.search(r"version number (\d+), but we can only read versions between (\d+) and (\d+)", str(e))
+            if newer:
+                raise OmicslakeError(
+                    f"the lake catalog {catalog} was written by a newer DuckDB (storage version {newer[1]}; "
+                    f"DuckDB {duckdb.__version__} here reads {newer[2]} to {newer[3]})",
+                    "read and write this lake with the DuckDB version that wrote it (docs: which clients can attach "
+                    "a lake), or restore the catalog from a backup made by this version",
                 ) from None
             hint = {True: " (is a DuckDB session attached to it?)", False: ""}[held]
             fix = "close the other DuckDB session, then run again" if held else None

@@ -208,3 +208,36 @@ def test_server_down(tmp_path):
         r"cannot reach server after 2 attempts: \[Errno 111\] Connection refused$",
         "server is up",
     )
+
+
+# --- the lake catalog ----------------------------------------------------------------------------
+
+
+def claim_storage_version(catalog: Path, version: int) -> None:
+    """Rewrite a DuckDB file's main header as a newer DuckDB writes it: the storage version after
+    the `DUCK` magic, and the header's checksum (a multiply-xor over its uint64 words after the
+    checksum itself, DuckDB's `Checksum`)."""
+    import struct
+
+    data = bytearray(catalog.read_bytes())
+    assert data[8:12] == b"DUCK"
+    data[12:20] = struct.pack("<Q", version)
+    checksum = 5381
+    for (word,) in struct.iter_unpack("<Q", bytes(data[8:4096])):
+        checksum ^= (word * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    data[0:8] = struct.pack("<Q", checksum)
+    catalog.write_bytes(bytes(data))
+
+
+def test_a_catalog_written_by_a_newer_duckdb_is_one_line_not_a_wait(tmp_path, lake):
+    genes = write_gz(tmp_path / "genes.tsv.gz", "id\tsymbol\n1\tA1BG\n")
+    lake.load("genes", {"url": f"file://{genes}"})
+    config = {"lake": {"catalog": lake.catalog, "data_path": lake.data_path}}
+    claim_storage_version(Path(lake.catalog), 99)
+    result = omicslake(tmp_path, config, "query", "SELECT 1")
+    the_line(result, "the lake catalog", r"written by a newer DuckDB \(storage version 99; DuckDB 1\.5\.5 here reads",
+             r"DuckDB version that wrote it")  # fmt: skip
+
+    Path(lake.catalog).write_bytes(Path(lake.catalog).read_bytes()[:4096] + b"\0" * 4096)  # damaged, not locked
+    result = omicslake(tmp_path, config, "query", "SELECT 1")
+    assert result.returncode == 1 and "another DuckDB session" not in result.stderr, result.stderr
