@@ -152,5 +152,6 @@ def test_attach_prints_everything_another_duckdb_needs(pg_lake, tmp_path):
     assert "SCOPE 's3://lab/tpm/'" in statements[8] and "PROVIDER credential_chain" in statements[8]
     assert "never-printed" not in shown.stdout and PostgresServer.PASSWORD not in shown.stdout
     con = connect("postgres", "httpfs")  # the extensions a client would have installed
-    con.execute(statements[-1].rstrip(";"))
-    assert con.execute("SELECT count(*) FROM lake.http.genes").fetchall() == [(3,)]
+    for statement in statements[-2:]:  # the ATTACH, then USE lake
+        con.execute(statement.rstrip(";"))
+    assert con.execute("SELECT count(*) FROM http.genes").fetchall() == [(3,)]
