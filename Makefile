@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup clean profile
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,16 @@ lint: setup
 
 test: lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+
+# `snakemake --profile slurm` finds profiles in the current folder, ~/.config/snakemake and
+# /etc/xdg/snakemake, not in profiles/: link this clone's SLURM profile into the user's (once).
+PROFILES := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
+profile:
+	@mkdir -p "$(PROFILES)"
+	@if [ -e "$(PROFILES)/slurm" ] && [ "$$(readlink "$(PROFILES)/slurm")" != "$(CURDIR)/profiles/slurm" ]; then \
+	  echo "$(PROFILES)/slurm exists and is not this clone's profile: left as it is (use --profile profiles/slurm)"; \
+	  exit 1; fi
+	ln -sfn "$(CURDIR)/profiles/slurm" "$(PROFILES)/slurm"
 
 clean:
 	rm -rf results .snakemake

@@ -1,4 +1,5 @@
-"""The workflow on a real single-node SLURM cluster: `snakemake --profile profiles/slurm`.
+"""The workflow on a real single-node SLURM cluster: `snakemake --profile slurm` as users type it
+(after the README's one-time `make profile`), and `--profile profiles/slurm`.
 
 The time-limit case spends most of its time waiting for SLURM (the 1-minute limit, slurmctld's
 30-second time-limit sweep, the executor's growing status-check interval), so it starts in the
@@ -36,6 +37,9 @@ def cluster(tmp_path_factory):
     # Room for the time-limit case's jobs beside the other cases' (slurm.conf's config_overrides: the node
     # is what slurm.conf says; jobs are not confined to their CPUs or memory, task/none)
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=8, memory_mb=16000).start()
+    profiles = tmp_path_factory.mktemp("xdg")  # the user's ~/.config, for `make profile`
+    subprocess.run(["make", "-s", "-C", str(REPO), "profile", f"XDG_CONFIG_HOME={profiles}"], check=True)
+    cluster.env = {**cluster.env, "XDG_CONFIG_HOME": str(profiles)}
     yield cluster
     cluster.stop()
 
@@ -83,12 +87,12 @@ def time_limit_run(request, cluster, tmp_path_factory):
         server.stop()
 
 
-def slurm_run(workdir, config, cluster, *extra):
+def slurm_run(workdir, config, cluster, *extra, profile: str = "slurm"):
     """The README's cluster command, plus what a cluster without slurmdbd needs."""
     args = [
         *extra,
         "--profile",
-        str(REPO / "profiles" / "slurm"),
+        profile,
         "--slurm-status-command",
         "squeue",
         "--slurm-init-seconds-before-status-checks",
@@ -117,7 +121,7 @@ def test_workflow_runs_its_ingest_jobs_on_slurm(tmp_path, cluster):
     checked = json.loads(Path(commands[0]).read_text())
     assert checked["download"]["retries"] == 1 and checked["sources"]["http"][1]["format"] is None  # defaults filled
 
-    rerun = slurm_run(tmp_path, config, cluster)
+    rerun = slurm_run(tmp_path, config, cluster, profile=str(REPO / "profiles" / "slurm"))  # the path works too
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert run_jobs(cluster, rerun) == []  # nothing changed: nothing submitted
 
