@@ -38,6 +38,19 @@ S3_CREDENTIALS = (
 )
 
 
+def extra(module: str, name: str):
+    """Import `module`; a missing one is one line naming the extra of Omicslake that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise OmicslakeError(
+            f"{e.name or module} is not installed: it comes with omicslake[{name}]",
+            f"pip install 'omicslake[{name}]' in the workflow's Python (or run with --sdm conda: envs/)",
+        ) from None
+
+
 def causes(exc: BaseException | None):
     """The exception and what caused it, outermost first (dlt wraps errors as `.exception`)."""
     seen = set()

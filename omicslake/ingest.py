@@ -6,6 +6,7 @@ job per chunk: its own manifest) and `ingest` (one manifest of all chunks: one s
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from omicslake import faults, staging
 from omicslake.download import DownloadSettings
-from omicslake.errors import DatasetError
+from omicslake.errors import DatasetError, OmicslakeError
 from omicslake.jobs import forget_chunks
 from omicslake.manifest import Manifest, Receipt, fingerprint, write_json
 from omicslake.sources import SOURCES
@@ -22,6 +23,22 @@ from omicslake.sources.base import Dataset
 log = logging.getLogger("omicslake")
 
 
+def names_its_dataset(job):
+    """An error of a dataset's job that names no dataset (a missing library) becomes the dataset's."""
+
+    @functools.wraps(job)
+    def wrapper(source: str, name: str, *args, **kwargs):
+        try:
+            return job(source, name, *args, **kwargs)
+        except DatasetError:
+            raise
+        except OmicslakeError as e:
+            raise DatasetError(str(Dataset(source, name)), e.message, fix=e.fix) from e
+
+    return wrapper
+
+
+@names_its_dataset
 def ingest(
     source: str,
     name: str,
@@ -64,6 +81,7 @@ def ingest(
     return manifest
 
 
+@names_its_dataset
 def plan_chunks(source: str, name: str, cfg: dict, chunks_path: str | Path, settings: dict | None = None) -> list:
     """Decide the chunks of dataset `<source>.<name>` and write them to `chunks_path`."""
     dataset, spec, download = Dataset(source, name), SOURCES[source], DownloadSettings(**(settings or {}))
@@ -86,6 +104,7 @@ def plan_chunks(source: str, name: str, cfg: dict, chunks_path: str | Path, sett
     return chunks
 
 
+@names_its_dataset
 def ingest_chunk(
     source: str,
     name: str,

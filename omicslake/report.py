@@ -14,6 +14,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+from omicslake.errors import extra
 from omicslake.progress import size
 from omicslake.status import Dataset, Status, collect
 
@@ -251,7 +252,7 @@ def plot_growth(status: Status, path: str) -> None:
 
 
 def pyplot():
-    import matplotlib
+    matplotlib = extra("matplotlib", "report")
 
     matplotlib.use("Agg")  # no display on a cluster node
     import matplotlib.pyplot as plt

@@ -59,3 +59,56 @@ def test_every_rule_that_runs_code_has_a_conda_env():
         for rule in rules:
             if "script:" in rule or "shell:" in rule:
                 assert "conda:" in rule, f"{smk.name}: rule {rule.split(':')[0]} has no conda env"
+
+
+def test_every_dependency_and_extra_of_pyproject_is_in_the_lock_within_its_range():
+    """What the sources import is declared: the base dependencies and one extra per source
+    library (`kaggle`, `s3`, `cellxgene`, `report`), each satisfied by the version the tests ran."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert {"kaggle", "s3", "cellxgene", "report"} <= extras.keys()
+    pins = lock()
+    for spec in project["dependencies"] + [r for name in ("kaggle", "s3", "cellxgene", "report") for r in extras[name]]:
+        requirement = Requirement(spec)
+        assert canonical(requirement.name) in pins, f"{requirement.name} is not in requirements.lock"
+        assert requirement.specifier.contains(pins[canonical(requirement.name)]), (
+            spec,
+            pins[canonical(requirement.name)],
+        )
+
+
+def test_a_missing_source_library_is_one_line_naming_its_extra(tmp_path):
+    """The s3 source without s3fs installed (made unimportable): one line, the extra to install."""
+    import os
+    import subprocess
+    import sys
+
+    tpm = {"name": "tpm", "bucket_url": "s3://lab/tpm/", "endpoint_url": "http://127.0.0.1:9"}
+    config = {"lake": {"catalog": str(tmp_path / "lake.ducklake"), "data_path": str(tmp_path / "data")},
+              "staging": str(tmp_path / "staging"), "sources": {"s3": [tpm]}}  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    without_s3fs = """
+import runpy, sys
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "s3fs":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Missing())
+sys.argv = ["omicslake", *sys.argv[1:]]
+runpy.run_module("omicslake.cli", run_name="__main__")
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", without_s3fs, "--config", str(tmp_path / "config.yaml"), "ingest", "s3.tpm"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("omicslake: ")]
+    assert lines == [
+        "omicslake: s3.tpm: s3fs is not installed: it comes with omicslake[s3]; "
+        "fix: pip install 'omicslake[s3]' in the workflow's Python (or run with --sdm conda: envs/)"
+    ], run.stderr
+    assert "Traceback" not in run.stderr

@@ -12,7 +12,7 @@ import json
 import os
 
 from omicslake.download import CHUNK, DownloadSettings, NotFound, Part
-from omicslake.errors import RERUN, DatasetError, first_line
+from omicslake.errors import RERUN, DatasetError, extra, first_line
 from omicslake.errors import S3_CREDENTIALS as CREDENTIALS
 from omicslake.manifest import Upstream
 
@@ -30,8 +30,7 @@ def filesystem(settings: DownloadSettings):
 
 @functools.lru_cache(maxsize=8)
 def _filesystem(s3: str, retries: int, timeout: float, credentials: tuple):
-    import s3fs
-
+    s3fs = extra("s3fs", "s3")
     options = json.loads(s3)
     return s3fs.S3FileSystem(
         anon=bool(options.get("anonymous")),

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from omicslake.download import DownloadSettings
-from omicslake.errors import RERUN, SERVER_DOWN, ConfigError, DatasetError, first_line
+from omicslake.errors import RERUN, SERVER_DOWN, ConfigError, DatasetError, extra, first_line
 from omicslake.manifest import Upstream
 from omicslake.sources.base import Dataset, Plan
 from omicslake.urls import check_url
@@ -218,7 +218,7 @@ def location(entry: dict) -> dict:
 @contextlib.contextmanager
 def open_census(dataset: str, where: dict):
     """cellxgene_census.open_soma, its failures one line naming the census."""
-    import cellxgene_census
+    cellxgene_census = extra("cellxgene_census", "cellxgene")
 
     try:
         census = cellxgene_census.open_soma(**where)

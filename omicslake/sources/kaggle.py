@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from omicslake.download import DownloadSettings
-from omicslake.errors import CHECKSUM, SERVER_DOWN, ConfigError, DatasetError, first_line
+from omicslake.errors import CHECKSUM, SERVER_DOWN, ConfigError, DatasetError, extra, first_line
 from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
 from omicslake.sources.files import file_tables, junk, matches, tabular
@@ -143,6 +143,7 @@ def version_upstream(entry: dict, meta: dict) -> Upstream:
 def client(dataset: str, entry: dict, settings: DownloadSettings):
     """A kagglesdk client for the configured endpoint, with the credentials from the environment
     (never from the config) and omicslake's HTTP session (timeout, retries, rate-limit waits)."""
+    extra("kagglesdk", "kaggle")
     from kagglesdk import KaggleClient, KaggleEnv
     from kagglesdk.kaggle_env import get_access_token_from_env
 
