@@ -311,3 +311,32 @@ def build(root: Path) -> Path:
     )
     write_gz(geo / "platforms" / "GPLnnn" / "GPL97" / "annot" / "GPL97.annot.gz", annot_bytes("GPL97", 40))
     return geo
+
+
+def serve_over_https(server, geo: Path) -> str:
+    """Serve the tree under `geo` from `server` as NCBI serves GEO at https://ftp.ncbi.nlm.nih.gov/geo/:
+    every file, and for every folder Apache's `Index of` page (a `<pre>` listing: an absolute
+    Parent Directory link, relative links to subfolders and files, dates and rounded sizes).
+    Returns the base URL."""
+    import time
+
+    for path in sorted(geo.rglob("*")):
+        rel = "/geo/" + path.relative_to(geo).as_posix()
+        if path.is_file():
+            server.add(rel, path.read_bytes())
+    for folder in [geo, *sorted(p for p in geo.rglob("*") if p.is_dir())]:
+        rel = "/geo/" + (folder.relative_to(geo).as_posix() + "/" if folder != geo else "")
+        rows = [f'<a href="{rel.rsplit("/", 2)[0]}/">Parent Directory</a>                             -   ']
+        for child in sorted(folder.iterdir()):
+            name = child.name + ("/" if child.is_dir() else "")
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(child.stat().st_mtime))
+            size = "-" if child.is_dir() else f"{max(1, child.stat().st_size // 1024)}K"
+            rows.append(f'<a href="{name}">{name}</a>{" " * max(1, 24 - len(name))}{stamp}  {size:>4}   ')
+        page = (
+            f"<html>\n <head>\n  <title>Index of {rel.rstrip('/')}</title>\n </head>\n <body>\n"
+            f"<h1>Index of {rel.rstrip('/')}</h1>\n<pre>Name                    Last modified      Size  <hr>"
+            + "\n".join(rows)
+            + "\n<hr></pre>\n</body></html>\n"
+        )
+        server.add(rel, page.encode())
+    return server.url("/geo")

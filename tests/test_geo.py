@@ -138,6 +138,28 @@ def test_series_on_two_platforms_over_ftp(lake, ftp_server, geo_tree):
     assert cel == [(10,)]  # 12 samples, the first of each platform says NONE
 
 
+def test_geo_over_https_lists_folders_from_their_index_pages(lake, geo_tree, http_server):
+    """NCBI serves the same tree over HTTPS (clusters often block FTP): folders are listed from
+    their `Index of` pages, sizes and dates come from HEAD; a rerun downloads nothing."""
+    base = tree.serve_over_https(http_server, geo_tree)
+    load(lake, base, "GSE781")
+    load(lake, base, "GDS507", "datasets")
+    load(lake, base, "GPL97", "platforms")
+    assert lake.query("SELECT count(*), count(DISTINCT sample_id) FROM lake.geo.expression") == [(50 * 6 + 40 * 6, 12)]
+    listed = lake.query("SELECT file_name, size FROM lake.geo.supplementary_files WHERE level = 'series' ORDER BY 1")
+    assert listed == [("GSE781_RAW.tar", 10240), ("filelist.txt", len("#Archive/File\tName\n"))]
+    assert lake.query("SELECT count(*) FROM lake.geo.dataset_expression") == [(30 * 6,)]
+    assert lake.query("SELECT count(*), count(gene_symbol) FROM lake.geo.platform_probes") == [(42, 40)]
+    snapshots = lake.snapshots()
+    http_server.requests.clear()
+    again = load(lake, base, "GSE781")
+    assert again.status == "unchanged" and lake.snapshots() == snapshots
+    assert {r["method"] for r in http_server.requests} == {"GET", "HEAD"}
+    assert not [r for r in http_server.requests if r["method"] == "GET" and not r["path"].endswith("/")]  # no file
+    with pytest.raises(DatasetError, match=r"^geo\.GSE999999: .*HTTP 404.*fix: check that GSE999999 exists"):
+        load(lake, base, "GSE999999")
+
+
 def test_gds_platform_and_sequencing_series_share_the_tables(lake, ftp_server):
     base = ftp_server.url("geo")
     load(lake, base, "GSE781")

@@ -59,7 +59,44 @@ def rate_limit_wait() -> type:
 
 
 def listing(dataset: str, url: str, settings: DownloadSettings) -> list[Upstream]:
-    raise DatasetError(dataset, "an HTTP server cannot list a folder", public(url), fix="give the URL of a file")
+    """A folder's files, from the links of its index page (Apache's `Index of` pages, as NCBI
+    serves GEO over HTTPS, or any page that links its files), each with size and date from a HEAD
+    request (the page's own columns are rounded, `2.3M`). NotFound when there is no such folder."""
+    folder = url if url.endswith("/") else url + "/"
+    http = session(folder, settings)
+    with get(dataset, folder, http, {}, settings) as response:
+        if response.status_code != 200:
+            raise failed(dataset, folder, response)
+        page = response.text
+    return [head(dataset, file, http, settings) for file in sorted(linked_files(page, folder))]
+
+
+def linked_files(page: str, folder: str) -> set[str]:
+    """URLs of the files directly in `folder` that `page` links to: not its subfolders, parent, or
+    sort links (`?C=N;O=D`)."""
+    from html.parser import HTMLParser
+    from urllib.parse import urldefrag, urljoin
+
+    found = set()
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            href = dict(attrs).get("href") if tag == "a" else None
+            if href and "?" not in href:
+                target = urldefrag(urljoin(folder, href))[0]
+                name = target[len(folder) :] if target.startswith(folder) else ""
+                if name and "/" not in name:
+                    found.add(target)
+
+    Links().feed(page)
+    return found
+
+
+def head(dataset: str, url: str, http: requests.Session, settings: DownloadSettings) -> Upstream:
+    with get(dataset, url, http, {}, settings, method="HEAD") as response:
+        if response.status_code != 200:
+            raise failed(dataset, url, response)
+        return described(public(url), response)
 
 
 def described(url: str, response: requests.Response) -> Upstream:
@@ -81,9 +118,9 @@ def conditional(previous: Upstream | None) -> dict:
     return headers
 
 
-def get(dataset: str, url: str, session: requests.Session, headers: dict, settings: DownloadSettings):
+def get(dataset: str, url: str, session: requests.Session, headers: dict, settings: DownloadSettings, method="GET"):
     try:
-        return session.get(url, headers={"Accept-Encoding": "identity", **headers}, stream=True)
+        return session.request(method, url, headers={"Accept-Encoding": "identity", **headers}, stream=True)
     except RESUMABLE as e:
         raise DatasetError(
             dataset,

@@ -1,4 +1,4 @@
-"""NCBI GEO over FTP (or a file:// mirror): series, curated datasets (GDS), platform annotations.
+"""NCBI GEO over FTP or HTTPS (or a file:// mirror): series, curated datasets (GDS), platform annotations.
 
 Config (`sources.geo`): base_url, series [GSE...], datasets [GDS...], platforms [GPL...],
 supplementary (none | list | load). Each accession is one dataset (one job, one load) writing into
