@@ -1,6 +1,6 @@
 """Fetch upstream files: one contract, one module per URL scheme (`file`, `http`/`https`, `ftp`, `s3`).
 
-    listing(dataset, url, settings) -> [Upstream]      the files of a remote folder (file, ftp)
+    listing(dataset, url, settings) -> [Upstream]      the files of a remote folder (file, ftp, an http index page)
     probe(dataset, url, settings, previous) -> Upstream   what a file is now, without its body
     fetch(dataset, remote, directory, settings, ...) -> Fetched   its bytes: resumed, retried, checked
 
