@@ -44,7 +44,7 @@ def extra(module: str, name: str):
 
     try:
         return importlib.import_module(module)
-    except ImportError as e:
+    except ModuleNotFoundError as e:  # not another ImportError: an installed library that fails to import
         raise OmicslakeError(
             f"{e.name or module} is not installed: it comes with omicslake[{name}]",
             f"pip install 'omicslake[{name}]' in the workflow's Python (or run with --sdm conda: envs/)",
