@@ -117,8 +117,9 @@ def command(argv: list[str] | None) -> int:
             con.sql(args.sql).show(max_rows=args.max_rows, max_width=200)
     else:
         source, _, name = args.dataset.partition(".")
-        if (source, name) not in sources.datasets(config):
-            known = ", ".join(f"{s}.{n}" for s, n in sources.datasets(config)) or "none"
+        listed = sources.datasets(config)
+        if (source, name) not in listed:
+            known = ", ".join(f"{s}.{n}" for s, n in listed) or "none"
             raise ConfigError(f"no dataset {args.dataset} in {args.configfile}", f"name one of {known}")
         folder = Path(config["staging"], source, name)
         if args.command == "ingest":

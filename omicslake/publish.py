@@ -59,12 +59,14 @@ def publish(catalog: str, data_path: str, dest: str | Path, data_url: str | None
 
 def refuse_live(catalog: str, data_path: str, dest: Path) -> None:
     """A copy must not replace the live catalog, share its folder, or lie in (or hold) its data."""
-    live = Path(catalog).resolve() if is_file_catalog(catalog) else None
-    data = None if is_url(data_path) else Path(data_path).resolve()
+    live = Path(catalog) if is_file_catalog(catalog) else None  # both absolute: `normalise`d
+    data = None if is_url(data_path) else Path(data_path)
     if live and dest == live.parent:
         clash = f"the folder of the live catalog {live}"
-    elif data and (dest.is_relative_to(data) or data.is_relative_to(dest / "data")):
-        clash = f"inside the live data path {data}" if dest.is_relative_to(data) else f"the parent of data path {data}"
+    elif data and dest.is_relative_to(data):
+        clash = f"inside the live data path {data}"
+    elif data and data.is_relative_to(dest / "data"):
+        clash = f"the parent of data path {data}"
     else:
         return
     raise OmicslakeError(

@@ -194,8 +194,8 @@ def files_argument(con, paths: list[Path | str]) -> str | list[str]:
     """One glob when it matches exactly these files, else the list.
 
     DuckLake globs each listed path on its own: a file system lookup per local file (~2.5 ms), a
-    LIST request per S3 object (3x the cost of reading its footer), where a glob costs one
-    listing. dlt names files `<load_id>.<file_id>.parquet`, so one load's files in a table folder
+    request per S3 object (1,000 objects on a local S3 server: 6.9 s as a list, 2.9 s as one glob),
+    where a glob costs one listing. dlt names files `<load_id>.<file_id>.parquet`, so one load's files in a table folder
     share a prefix; objects registered in place usually share their folder.
     """
     names = [str(p) for p in paths]

@@ -97,11 +97,9 @@ def long_values(batch: pa.RecordBatch, name: str, ids: dict[str, str | None]) ->
 
 def geo_date(text: str | None):
     """`Mar 16 2012` (series, samples, GDS), or `04/06/2003` (GDS of 2002-2004)."""
-    for layout in ("%b %d %Y", "%m/%d/%Y"):
-        try:
-            return datetime.strptime(text, layout).date() if text else None
-        except ValueError:
-            continue
+    for layout in ("%b %d %Y", "%m/%d/%Y") if text else ():
+        with contextlib.suppress(ValueError):
+            return datetime.strptime(text, layout).date()
     return None
 
 
