@@ -27,11 +27,13 @@ def test_a_dataset_version_loads_its_metadata_files_and_tables(lake, kaggle_api)
     assert lake.query("SELECT ref, version, title, license FROM lake.kaggle.datasets") == [
         ("owner/atlas", 3, "Expression atlas", "CC0-1.0")
     ]
-    assert lake.query("SELECT name, loaded FROM lake.kaggle.files ORDER BY name") == [
-        ("README.txt", False),
-        ("data/Expression.csv", True),
+    files = lake.query("SELECT record_id, record_version, key, size, checksum, url, loaded FROM lake.kaggle.files")
+    url = "https://www.kaggle.com/datasets/owner/atlas/versions/3"
+    assert sorted(files) == [
+        ("owner/atlas", "3", "README.txt", 5, None, url, False),  # the archive's md5 is checked; members have none
+        ("owner/atlas", "3", "data/Expression.csv", len(EXPRESSION), None, url, True),
     ]
-    assert lake.query("SELECT version, file_name, gene, lung FROM lake.kaggle.expression ORDER BY gene") == [
+    assert lake.query("SELECT version, file_key, gene, lung FROM lake.kaggle.expression ORDER BY gene") == [
         (3, "data/Expression.csv", "MYC", 0.5),
         (3, "data/Expression.csv", "TP53", 2.0),
     ]
@@ -208,7 +210,7 @@ def test_file_globs_junk_and_txt_files(lake, kaggle_api):
     )
     chosen = entry(kaggle_api, files=["expression.csv", "*.txt"], tables={"samples.txt": "samples"})
     lake.load("owner__atlas", chosen, "kaggle")
-    assert lake.query("SELECT name, loaded FROM lake.kaggle.files ORDER BY name") == [
+    assert lake.query("SELECT key, loaded FROM lake.kaggle.files ORDER BY key") == [
         ("__MACOSX/data/._expression.csv", False),
         ("data/.DS_Store", False),
         ("data/expression.csv", True),  # a glob matches the base name too
@@ -216,7 +218,7 @@ def test_file_globs_junk_and_txt_files(lake, kaggle_api):
         ("other.csv", False),  # not selected
         ("samples.txt", True),
     ]
-    assert lake.query("SELECT file_name, sample, tissue FROM lake.kaggle.samples") == [("samples.txt", "A", "lung")]
+    assert lake.query("SELECT file_key, sample, tissue FROM lake.kaggle.samples") == [("samples.txt", "A", "lung")]
     tables = lake.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'kaggle' ORDER BY 1")
     assert tables == [("datasets",), ("expression",), ("files",), ("samples",)]
 

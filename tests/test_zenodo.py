@@ -33,10 +33,19 @@ def test_a_record_loads_its_metadata_files_and_tables(lake, zenodo_api):
     assert lake.query("SELECT record_id, concept_id, doi, version, license FROM lake.zenodo.records") == [
         ("7890123", "7890122", "10.5281/zenodo.7890123", "v1", "cc-by-4.0")
     ]
-    assert lake.query("SELECT key, loaded FROM lake.zenodo.files ORDER BY key") == [
-        ("Sample-Sheet.tsv", True),
-        ("counts_matrix.csv.gz", True),
-        ("paper.pdf", False),
+    files = lake.query(
+        "SELECT record_id, record_version, key, size, checksum, url, loaded FROM lake.zenodo.files ORDER BY key"
+    )
+    content = f"{zenodo_api.api}/records/7890123/files/{{}}/content"
+    md5 = {key: "md5:" + hashlib.md5(body).hexdigest() for key, body in [("counts_matrix.csv.gz", COUNTS),
+           ("Sample-Sheet.tsv", SAMPLES), ("paper.pdf", PAPER)]}  # fmt: skip
+    assert files == [
+        ("7890123", "v1", key, len(body), md5[key], content.format(key), loaded)
+        for key, body, loaded in [
+            ("Sample-Sheet.tsv", SAMPLES, True),
+            ("counts_matrix.csv.gz", COUNTS, True),
+            ("paper.pdf", PAPER, False),
+        ]
     ]
     assert lake.query("SELECT record_id, file_key, gene, sample_b FROM lake.zenodo.counts ORDER BY gene") == [
         ("7890123", "counts_matrix.csv.gz", "BRCA1", 3),

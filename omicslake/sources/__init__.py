@@ -46,8 +46,10 @@ SOURCES = {
     for spec in [
         SourceSpec("http", http, mem_mb=2000, runtime=60, downloads=4),
         SourceSpec("geo", geo, mem_mb=4000, runtime=120, downloads=2, tables_version=2),  # 2: dataset_expression
-        SourceSpec("zenodo", zenodo, mem_mb=2000, runtime=60, downloads=2),  # guests: 60 requests a minute
-        SourceSpec("kaggle", kaggle, mem_mb=2000, runtime=60, downloads=2),
+        # tables_version 2: one `files` shape (record_id, record_version, key, size, checksum, url, loaded)
+        # and `file_key` in every data table
+        SourceSpec("zenodo", zenodo, mem_mb=2000, runtime=60, downloads=2, tables_version=2),  # guests: 60 req/min
+        SourceSpec("kaggle", kaggle, mem_mb=2000, runtime=60, downloads=2, tables_version=2),
         SourceSpec("s3", s3, mem_mb=2000, runtime=60, downloads=4),
         SourceSpec(
             "cellxgene", cellxgene, 4000, 120, 4, "envs/cellxgene.yaml", tuning=("read_buffer_mb", "tiledb_config")

@@ -26,7 +26,7 @@ from omicslake.download import DownloadSettings
 from omicslake.errors import CHECKSUM, SERVER_DOWN, ConfigError, DatasetError, extra, first_line
 from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
-from omicslake.sources.files import file_tables, junk, matches, tabular
+from omicslake.sources.files import file_tables, files_table, junk, matches, tabular
 from omicslake.urls import check_url, http_fix
 
 RESERVED = {"datasets", "files"}
@@ -117,19 +117,15 @@ def plan(
         row = {"ref": ref, "version": version, "title": meta.get("title"),
                "last_updated": meta.get("last_updated"), "license": meta.get("license_name")}  # fmt: skip
         yield dlt.mark.with_table_name(pa.Table.from_pylist([row], DATASETS), "datasets")
-        listed = [
-            {
-                "ref": ref,
-                "version": version,
-                "name": k,
-                "size": f.stat().st_size,
-                "loaded": k in chosen and bool(tabular(k, tables)),
-            }  # fmt: skip
-            for k, f in sorted(keys.items())
+        url = f"{upstream.url}/versions/{version}"
+        listed = [  # the archive has an md5 (checked); its members have none
+            {"key": k, "size": f.stat().st_size, "checksum": None, "url": url,
+             "loaded": k in chosen and bool(tabular(k, tables))}  # fmt: skip
+            for k, f in keys.items()
         ]
-        yield dlt.mark.with_table_name(pa.Table.from_pylist(listed), "files")
+        yield dlt.mark.with_table_name(files_table(ref, str(version), listed), "files")
         front = {"ref": ref, "version": version}
-        for table, arrow in file_tables(name, chosen, tables, front, "file_name", f"{where}/"):
+        for table, arrow in file_tables(name, chosen, tables, front, f"{where}/"):
             yield dlt.mark.with_table_name(arrow, table)
 
     return Plan([upstream], dlt.resource(rows(), name="kaggle"))

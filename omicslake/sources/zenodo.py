@@ -11,28 +11,23 @@ import json
 from pathlib import Path
 
 from omicslake import download
-from omicslake.download import DownloadSettings, NotFound
+from omicslake.download import DownloadSettings, NotFound, parse_checksum
 from omicslake.errors import ConfigError, DatasetError
 from omicslake.manifest import Receipt, Upstream
 from omicslake.sources.base import Dataset, Plan, unchanged
-from omicslake.sources.files import file_tables, matches, tabular
+from omicslake.sources.files import file_tables, files_table, matches, tabular
 from omicslake.urls import check_url
 
 RESERVED = {"records", "files"}
 
 
-def _schemas():
+def _records_schema():
     import pyarrow as pa
 
-    text = pa.string()
-    records = pa.schema(
-        [(name, text) for name in ("record_id", "concept_id", "doi", "concept_doi", "title", "version")]
-        + [(name, text) for name in ("publication_date", "license", "creators", "created", "modified")]
+    return pa.schema(
+        [(name, pa.string()) for name in ("record_id", "concept_id", "doi", "concept_doi", "title", "version")]
+        + [(name, pa.string()) for name in ("publication_date", "license", "creators", "created", "modified")]
     )
-    files = pa.schema(
-        [("record_id", text), ("key", text), ("size", pa.int64()), ("md5", text), ("url", text), ("loaded", pa.bool_())]
-    )
-    return records, files
 
 
 def datasets(block: dict) -> dict[str, dict]:
@@ -84,17 +79,17 @@ def plan(
     contents = unpacked(name, fetched)
     tables = entry.get("tables") or {}
     loaded = {outer for key, (outer, _) in contents.items() if tabular(key, tables)}
-    RECORDS, FILES = _schemas()  # noqa: N806  (every column, even when a record leaves it empty)
 
     def rows():
         import pyarrow as pa
 
-        yield dlt.mark.with_table_name(pa.Table.from_pylist([record_row(record)], RECORDS), "records")
-        listed = [file_row(record, f, f["key"] in loaded) for f in record.get("files", [])]
-        yield dlt.mark.with_table_name(pa.Table.from_pylist(listed, FILES), "files")
+        records = _records_schema()  # every column, even when a record leaves it empty
+        yield dlt.mark.with_table_name(pa.Table.from_pylist([record_row(record)], records), "records")
+        listed = [file_row(name, f, f["key"] in loaded) for f in record.get("files", [])]
+        version = (record.get("metadata") or {}).get("version")
+        yield dlt.mark.with_table_name(files_table(str(record["id"]), version, listed), "files")
         paths = {key: path for key, (_, path) in contents.items()}
-        front = {"record_id": str(record["id"])}
-        for table, arrow in file_tables(name, paths, tables, front, "file_key", ""):
+        for table, arrow in file_tables(name, paths, tables, {"record_id": str(record["id"])}, ""):
             yield dlt.mark.with_table_name(arrow, table)
 
     return Plan(upstream, dlt.resource(rows(), name="zenodo"))  # as the record describes them (md5 checked)
@@ -186,13 +181,19 @@ def record_row(record: dict) -> dict:
     }
 
 
-def file_row(record: dict, file: dict, loaded: bool) -> dict:
-    checksum = file.get("checksum") or ""
+def file_row(dataset: str, file: dict, loaded: bool) -> dict:
+    """A row of `zenodo.files`: the checksum as `md5:<hex>` (the legacy API writes bare hex; one
+    that cannot be read is NULL here, and refuses the load only of a file that is fetched)."""
+    links = file.get("links") or {}
+    url = links.get("content") or links.get("self")
+    try:
+        checksum = parse_checksum(dataset, url, file["checksum"]) if file.get("checksum") else None
+    except DatasetError:
+        checksum = None
     return {
-        "record_id": str(record["id"]),
         "key": file["key"],
         "size": file.get("size"),
-        "md5": checksum.removeprefix("md5:"),
-        "url": (file.get("links") or {}).get("content") or (file.get("links") or {}).get("self"),
+        "checksum": checksum,
+        "url": url,
         "loaded": loaded,
     }
