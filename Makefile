@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make demo   set up .venv from requirements.lock, run the workflow offline on every source (demo/run.py)
-#   make test   set up .venv, run lint (ruff, snakefmt, snakemake --lint) and the whole test suite
+#   make test   set up .venv, run lint (ruff, snakefmt, snakemake --lint, the docs' mkdocs build --strict) and the whole test suite
 # setup installs with uv (pip installs uv into the venv first): the lock's ~190 wheels in ~25 s, where pip took
 # minutes; uv reads no pip config: behind a package mirror set UV_INDEX_URL (or UV_EXTRA_INDEX_URL, UV_FIND_LINKS).
 # --compile-bytecode: as pip does, so that no job compiles its imports anew (clusters often set
@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 
-.PHONY: demo test lint setup clean profile
+.PHONY: demo test lint docs setup clean profile
 
 setup: $(VENV)/.installed
 
@@ -25,11 +25,17 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/python demo/run.py
 
-lint: setup
+lint: setup docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint
+
+# The reference (docs/, mkdocs.yml) as a site in .site/; --strict: a broken link or anchor, or a page
+# missing from mkdocs.yml's nav, fails the build (and so `make test`); not --quiet: it hides the
+# warnings from --strict, and the build passes.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir .site
 
 test: lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
@@ -45,4 +51,4 @@ profile:
 	ln -sfn "$(CURDIR)/profiles/slurm" "$(PROFILES)/slurm"
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake .site

@@ -88,7 +88,7 @@ def schema_violation(error) -> tuple[str, str]:
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "above", "exclusiveMaximum": "below"}
         return f"config key {key}: {shown} is out of range", f"set it to {bound[kind]} {expected}"
-    fix = f"see this key in config/schema.yaml or the README{f' ({described})' if described else ''}"
+    fix = f"see this key in config/schema.yaml or docs/configuration.md{f' ({described})' if described else ''}"
     return f"config key {key}: {first_line(error)}", fix
 
 

@@ -63,16 +63,18 @@ def test_every_rule_that_runs_code_has_a_conda_env():
 
 def test_every_dependency_and_extra_of_pyproject_is_in_the_lock_within_its_range():
     """What the sources import is declared: the base dependencies and one extra per source
-    library (`kaggle`, `s3`, `cellxgene`, `report`), each satisfied by the version the tests ran."""
+    library (`kaggle`, `s3`, `cellxgene`, `report`), and what builds the docs (`docs`), each
+    satisfied by the version the tests ran."""
     import tomllib
 
     from packaging.requirements import Requirement
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    assert {"kaggle", "s3", "cellxgene", "report"} <= extras.keys()
+    checked = ("kaggle", "s3", "cellxgene", "report", "docs")
+    assert set(checked) <= extras.keys()
     pins = lock()
-    for spec in project["dependencies"] + [r for name in ("kaggle", "s3", "cellxgene", "report") for r in extras[name]]:
+    for spec in project["dependencies"] + [r for name in checked for r in extras[name]]:
         requirement = Requirement(spec)
         assert canonical(requirement.name) in pins, f"{requirement.name} is not in requirements.lock"
         assert requirement.specifier.contains(pins[canonical(requirement.name)]), (

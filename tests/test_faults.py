@@ -192,13 +192,14 @@ def test_concurrent_runs_on_one_lake(tmp_path, http_server):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 1 MiB tmpfs (root only: where it cannot be mounted, the README gives the manual procedure)."""
+    """A 1 MiB tmpfs (root only: where it cannot be mounted, docs/operations/verify-and-backup.md gives the
+    manual procedure)."""
     import subprocess
 
     mount = tmp_path / "small"
     mount.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]).returncode:
-        pytest.skip("cannot mount a tmpfs here: see README, 'A full disk'")
+        pytest.skip("cannot mount a tmpfs here: see docs/operations/verify-and-backup.md, 'A full disk'")
     yield mount
     subprocess.run(["umount", "-l", str(mount)])
 

@@ -145,14 +145,14 @@ def test_status_names_staging_leftovers_and_a_missing_lake(workdir):
     assert left == [{"dataset": "http.samples", "kind": "interrupted download", "files": 1, "bytes": 1234}]
 
 
-def readme_sql(heading: str) -> list[str]:
-    """The ```sql blocks of a README section."""
-    text = (REPO / "README.md").read_text()
+def docs_sql(page: str, heading: str) -> list[str]:
+    """The ```sql blocks of a section of a page in docs/."""
+    text = (REPO / "docs" / page).read_text()
     section = text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     return re.findall(r"```sql\n(.*?)```", section, re.S)
 
 
-def test_the_readme_provenance_queries_answer_on_a_real_lake(lake, tmp_path):
+def test_the_documented_provenance_queries_answer_on_a_real_lake(lake, tmp_path):
     samples = tmp_path / "samples.csv"
     shutil.copy(REPO / "demo" / "data" / "samples.csv", samples)
     lake.load("samples", {"url": samples.as_uri()})
@@ -160,7 +160,7 @@ def test_the_readme_provenance_queries_answer_on_a_real_lake(lake, tmp_path):
         f.write("S07,kidney,tumor,58,30.1\n")
     lake.load("samples", {"url": samples.as_uri()})  # a new version replaces the first load
 
-    where_from, changed, version = readme_sql("### Provenance in SQL")
+    where_from, changed, version = docs_sql("queries.md", "## Provenance in SQL")
     (row,) = lake.query(where_from)
     sample, dataset, snapshot, _, url, checksum, _ = row
     assert (sample, dataset, url) == ("S01", "http.samples", samples.as_uri())

@@ -16,6 +16,18 @@ from tests.conftest import REPO
 LUNG = {"name": "lung", "organism": "homo_sapiens", "obs_value_filter": "tissue_general == 'lung'"}
 
 
+def nav_pages() -> list[str]:
+    """The pages named in mkdocs.yml's nav, at any depth."""
+
+    def pages(node) -> list[str]:
+        if isinstance(node, str):
+            return [node]
+        items = node.values() if isinstance(node, dict) else node
+        return [page for item in items for page in pages(item)]
+
+    return pages(yaml.safe_load((REPO / "mkdocs.yml").read_text())["nav"])
+
+
 @pytest.fixture(scope="module")
 def rules() -> set[str]:
     out = subprocess.run(
@@ -29,7 +41,7 @@ def rules() -> set[str]:
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
-def test_a_registered_source_has_its_contract_schema_rules_readme_and_tests(source, rules):
+def test_a_registered_source_has_its_contract_schema_rules_docs_page_and_tests(source, rules):
     spec = SOURCES[source]
     contract, functions = (ChunkedSource, ("chunks", "plan_chunk")) if spec.chunked else (Source, ("plan",))
     for function in ("datasets", "probe", *functions):
@@ -41,7 +53,8 @@ def test_a_registered_source_has_its_contract_schema_rules_readme_and_tests(sour
     assert {f"probe_{source}", f"ingest_{source}"} <= rules
     if spec.chunked:
         assert {f"chunks_{source}", f"ingest_{source}_chunk"} <= rules
-    assert f"\n### `{source}`" in (REPO / "README.md").read_text(), f"README.md has no section ### `{source}`"
+    assert (REPO / "docs" / "sources" / f"{source}.md").exists(), f"docs/sources/{source}.md is missing"
+    assert f"sources/{source}.md" in nav_pages(), f"mkdocs.yml's nav does not name sources/{source}.md"
     assert (REPO / "tests" / f"test_{source}.py").exists()
     assert (REPO / spec.conda).exists()
 

@@ -2,7 +2,7 @@
 
 Rules (`rules/ingest.smk`), the datasets a config asks for (`datasets`) and the download
 resources derive from it. A new source is its module, one line here, a block in
-`config/schema.yaml`, its tests and its README section.
+`config/schema.yaml`, its tests and its page `docs/sources/<name>.md` (docs/adding-a-source.md).
 """
 
 from __future__ import annotations
