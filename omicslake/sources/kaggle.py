@@ -118,9 +118,9 @@ def plan(
                "last_updated": meta.get("last_updated"), "license": meta.get("license_name")}  # fmt: skip
         yield dlt.mark.with_table_name(pa.Table.from_pylist([row], DATASETS), "datasets")
         url = f"{upstream.url}/versions/{version}"
+        loads = {k for k in chosen if tabular(k, tables)}
         listed = [  # the archive has an md5 (checked); its members have none
-            {"key": k, "size": f.stat().st_size, "checksum": None, "url": url,
-             "loaded": k in chosen and bool(tabular(k, tables))}  # fmt: skip
+            {"key": k, "size": f.stat().st_size, "checksum": None, "url": url, "loaded": k in loads}
             for k, f in keys.items()
         ]
         yield dlt.mark.with_table_name(files_table(ref, str(version), listed), "files")
