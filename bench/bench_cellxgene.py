@@ -2,7 +2,7 @@
 
 Run by hand: .venv/bin/python bench/bench_cellxgene.py [--cells 20000] [--buffer-mb 16]
 
-Builds a census of pbmc68k_reduced cells repeated (tests/census.py; ~250 non-zeros a cell),
+Builds a census of pbmc68k_reduced cells repeated (standins/census.py; ~250 non-zeros a cell),
 then runs, each in a fresh subprocess (peak RSS is each one's own), on the chunk of the first
 N and 10 N cells:
   lower bound  the same axis query, `query.obs()` and `query.X("raw").tables()` straight into
@@ -84,7 +84,7 @@ def main() -> None:
         start = time.perf_counter()
         copies = -(-10 * args.cells // 700)
         uri = str(root / "census")  # built in a subprocess: a child's peak RSS counts its parent's at fork
-        build = f"from tests.census import build_census; build_census({uri!r}, copies={copies})"
+        build = f"from standins.census import build_census; build_census({uri!r}, copies={copies})"
         subprocess.run([sys.executable, "-c", build], check=True, cwd=REPO)
         print(f"census: {copies * 700} cells, built in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         result = {"buffer_mb": args.buffer_mb}

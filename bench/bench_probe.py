@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness.py
 
 from harness import BIN, REPO, job_times  # noqa: E402
 
-from tests.servers import HTTPServer  # noqa: E402
+from standins.servers import HTTPServer  # noqa: E402
 
 
 def table(i: int) -> bytes:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness.py
 from harness import REPO, checkout, snakemake  # noqa: E402
 
 from omicslake.catalog import open_lake  # noqa: E402
-from tests.servers import HTTPServer  # noqa: E402
+from standins.servers import HTTPServer  # noqa: E402
 
 
 def table(i: int, version: int = 1) -> bytes:

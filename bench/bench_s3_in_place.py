@@ -31,7 +31,7 @@ from pathlib import Path
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # tests.servers: the SeaweedFS the tests use
+sys.path.insert(0, str(REPO))  # standins.servers: the SeaweedFS the tests use
 
 import dlt  # noqa: F401  (before timing: a workflow's ingest job runs in the warm process, which has it)
 import numpy as np
@@ -42,7 +42,7 @@ from omicslake.catalog import attach_sql, connect, s3_secret
 from omicslake.ingest import ingest
 from omicslake.register import register
 from omicslake.sources import s3
-from tests.servers import S3Server
+from standins.servers import S3Server
 
 
 def objects(server: S3Server, n: int, rows: int) -> list[str]:

@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness.py
 
 from harness import REPO, checkout, covered_seconds, job_times, median_seconds, snakemake  # noqa: E402
 
-from tests import geo_tree  # noqa: E402
-from tests.servers import HTTPServer  # noqa: E402
+from standins import geo_tree  # noqa: E402
+from standins.servers import HTTPServer  # noqa: E402
 
 ROWS = 100
 GEO_SAMPLES, GEO_PROBES = 20, 200
@@ -53,7 +53,7 @@ def table(i: int) -> bytes:
 
 
 def geo_mirror(root: Path, series: int) -> list[str]:
-    """`series` series matrices on one platform, shaped like NCBI's (tests/geo_tree.py)."""
+    """`series` series matrices on one platform, shaped like NCBI's (standins/geo_tree.py)."""
     accessions = [f"GSE{90000 + i}" for i in range(series)]
     for i, accession in enumerate(accessions):
         samples = [f"GSM{900000 + i * GEO_SAMPLES + s}" for s in range(GEO_SAMPLES)]

@@ -1,8 +1,8 @@
-"""Rebuild the demo's committed GEO mirror (demo/geo/) from the GEO file builders of tests/geo_tree.py.
+"""Rebuild the demo's committed GEO mirror (demo/geo/) from the GEO file builders of standins/geo_tree.py.
 
     python demo/build_samples.py
 
-The files copy the structure of real NCBI files (see tests/geo_tree.py); the probes are annotated
+The files copy the structure of real NCBI files (see standins/geo_tree.py); the probes are annotated
 with the genes of the NCBI gene_info excerpt in demo/data/gene_info.tsv.gz and their values are
 generated: deterministic, with a tumour/normal difference for a few genes, so the demo's
 cross-source query has something to show. Run it only when the builders change; the output is
@@ -22,7 +22,7 @@ from pathlib import Path
 DEMO = Path(__file__).resolve().parent
 sys.path.insert(0, str(DEMO.parent))
 
-from tests import geo_tree  # noqa: E402
+from standins import geo_tree  # noqa: E402
 
 # Genes of demo/data/gene_info.tsv.gz: probe {p + 1000}_at measures GENES[p]
 GENES = ["A1BG", "A2M", "NAT1", "NAT2", "SERPINA3", "AADAC", "AAMP", "AANAT", "ABAT", "ABCA1",

@@ -2,9 +2,9 @@
 
     .venv/bin/python demo/run.py
 
-Starts local stand-ins on 127.0.0.1 (tests/servers.py): Zenodo's records API serving demo/zenodo/,
+Starts local stand-ins on 127.0.0.1 (standins/servers.py): Zenodo's records API serving demo/zenodo/,
 Kaggle's API serving demo/kaggle/ as a dataset version, SeaweedFS as an S3 server holding
-demo/s3/; builds a small CELLxGENE census (tests/census.py). The HTTP tables (demo/data/) and the
+demo/s3/; builds a small CELLxGENE census (standins/census.py). The HTTP tables (demo/data/) and the
 GEO mirror (demo/geo/) are read in place through file: URLs. Then it writes config/demo.yaml with
 the stand-ins' ports into results/demo/config.yaml, runs snakemake on it (one dataset,
 http.broken_on_purpose, fails on purpose), prints `omicslake status`, one query joining three
@@ -78,7 +78,7 @@ def echo(line: str) -> None:
 
 def start_servers(stack: contextlib.ExitStack) -> dict:
     """Start every stand-in (S3 in the background while the census builds); return the endpoints."""
-    from tests.servers import HTTPServer, KaggleServer, S3Server, Zenodo
+    from standins.servers import HTTPServer, KaggleServer, S3Server, Zenodo
 
     s3: dict = {}
 
@@ -108,7 +108,7 @@ def start_servers(stack: contextlib.ExitStack) -> dict:
     files = {p.name: p.read_bytes() for p in sorted((DEMO / "kaggle").iterdir())}
     kaggle.publish("omicslake-demo/cancer-drug-targets", 1, files, title="Approved drugs and their gene targets")
 
-    from tests.census import build_census
+    from standins.census import build_census
 
     warnings.filterwarnings("ignore", category=FutureWarning, module="anndata")  # of scanpy's old h5ad
     build_census(OUT / "census" / "soma")
@@ -129,7 +129,7 @@ def start_servers(stack: contextlib.ExitStack) -> dict:
 def environment() -> dict:
     """The stand-ins' credentials, and nothing of the machine's own: no proxy for 127.0.0.1, no
     ~/.aws or ~/.kaggle."""
-    from tests.servers import S3Server
+    from standins.servers import S3Server
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAGGLE_"))}
     local = "127.0.0.1,localhost"

@@ -14,7 +14,7 @@ from omicslake.catalog import open_lake
 from omicslake.ingest import ingest, ingest_chunk, plan_chunks
 from omicslake.register import register
 from omicslake.sources import SOURCES
-from tests.servers import HTTPServer, KaggleServer, PostgresServer, S3Server
+from standins.servers import HTTPServer, KaggleServer, PostgresServer, S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"retries": 3, "backoff_seconds": 0.05, "timeout_seconds": 10}
@@ -164,14 +164,14 @@ def run_snakemake(
 
 @pytest.fixture
 def geo_tree(tmp_path):
-    from tests import geo_tree
+    from standins import geo_tree
 
     return geo_tree.build(tmp_path / "mirror")
 
 
 @pytest.fixture
 def ftp_server(geo_tree):
-    from tests.servers import FTPServer
+    from standins.servers import FTPServer
 
     server = FTPServer(geo_tree.parent)
     yield server

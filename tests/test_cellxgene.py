@@ -1,4 +1,4 @@
-"""CELLxGENE Census source: a census built on disk in the census's layout (tests/census.py), read
+"""CELLxGENE Census source: a census built on disk in the census's layout (standins/census.py), read
 through cellxgene_census and tiledbsoma, checked against `cellxgene_census.get_anndata`."""
 
 import shutil
@@ -8,7 +8,7 @@ import pytest
 
 from omicslake.errors import DatasetError
 from omicslake.sources import cellxgene
-from tests.census import build_census
+from standins.census import build_census
 from tests.conftest import NO_RETRIES, Lake, probe_report, run_snakemake, started_jobs, workflow_config
 
 LUNG = "tissue_general == 'lung' and is_primary_data == True"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from standins.servers import free_ports
 from tests.conftest import KAGGLE_KEY as KEY
 from tests.conftest import REPO, workflow_config, write_gz
-from tests.servers import free_ports
 
 
 def omicslake(workdir, config, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

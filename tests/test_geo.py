@@ -11,7 +11,7 @@ import pytest
 from omicslake.errors import ConfigError, DatasetError
 from omicslake.sources import geo
 from omicslake.sources.geo import layout, parse, soft
-from tests import geo_tree as tree
+from standins import geo_tree as tree
 from tests.conftest import probe_report, run_snakemake, started_jobs, workflow_config
 
 FIXTURES = tree.FIXTURES
@@ -351,7 +351,7 @@ def test_a_passing_4xx_on_a_listing_is_retried_not_taken_for_an_empty_folder(lak
 
 def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_retry(lake, geo_tree):
     from omicslake.download import DownloadSettings, listing
-    from tests.servers import FTPServer
+    from standins.servers import FTPServer
 
     server = FTPServer(geo_tree.parent, idle_timeout=0.5)
     try:

@@ -9,8 +9,8 @@ import pytest
 from omicslake.download import DownloadSettings
 from omicslake.errors import ConfigError, DatasetError
 from omicslake.sources import kaggle
+from standins.servers import SIGNATURE, KaggleServer
 from tests.conftest import KAGGLE_KEY as KEY
-from tests.servers import SIGNATURE, KaggleServer
 
 EXPRESSION = b"gene,liver,lung\nTP53,1.5,2.0\nMYC,3.0,0.5\n"
 
@@ -153,7 +153,7 @@ def test_storage_faults_are_retried_and_a_refusal_never_shows_the_signed_url(lak
 
 def test_an_unreachable_storage_host_never_shows_the_signature(lake, kaggle_api):
     """urllib3 names the URL without its scheme (`Max retries exceeded with url: /path?query`)."""
-    from tests.servers import free_ports
+    from standins.servers import free_ports
 
     kaggle_api.publish("owner/atlas", 1, {"expression.csv": EXPRESSION})
     kaggle_api.blob_host = f"http://127.0.0.1:{free_ports(1)[0]}"  # nothing listens there

@@ -15,8 +15,8 @@ from omicslake.catalog import open_lake, table_files
 from omicslake.config import check
 from omicslake.errors import ConfigError, OmicslakeError
 from omicslake.status import collect
+from standins.servers import PostgresServer
 from tests.conftest import REPO, write_gz
-from tests.servers import PostgresServer
 
 GENES = "gene_id\tsymbol\tscore\n1\tA1BG\t0.5\n2\tA2M\t1.0\n3\tNAT1\t1.25\n"
 

@@ -9,8 +9,8 @@ import pytest
 
 from omicslake.probe import Stamp, probe
 from omicslake.sources import geo
+from standins.servers import Resource
 from tests.conftest import FAST
-from tests.servers import Resource
 
 
 def entries(http_server, n: int) -> dict:
@@ -99,7 +99,7 @@ def test_a_probe_logs_in_once_per_pool_thread(ftp_server, tmp_path):
 def test_credentials_come_from_the_environment_and_go_nowhere_else(
     scheme, lake, http_server, geo_tree, monkeypatch, tmp_path, caplog
 ):
-    from tests.servers import FTPServer
+    from standins.servers import FTPServer
 
     caplog.set_level(logging.DEBUG)
     secret = "s3cret-Pa55"

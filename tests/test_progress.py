@@ -87,7 +87,7 @@ def test_a_resumed_download_counts_the_bytes_already_there(http_server, tmp_path
 
 
 def test_an_ftp_download_knows_its_total_from_the_listing(tmp_path, logged):
-    from tests.servers import FTPServer
+    from standins.servers import FTPServer
 
     (tmp_path / "root").mkdir()
     (tmp_path / "root" / "x.bin").write_bytes(BODY)

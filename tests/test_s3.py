@@ -257,8 +257,8 @@ def test_workflow_on_s3_and_postgres_then_a_published_copy_read_by_plain_duckdb(
     import subprocess
 
     from omicslake.catalog import connect, s3_secret
+    from standins.servers import PostgresServer
     from tests.conftest import REPO, run_snakemake, started_jobs, workflow_config
-    from tests.servers import PostgresServer
 
     s3_server.put("private", "rnaseq/a.parquet", parquet({"gene": ["A", "B"], "tpm": [1.0, 2.0]}))
     s3_server.put("public", "tables/genes.csv", b"gene,name\nA,alpha\nZ,zeta\n")

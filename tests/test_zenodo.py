@@ -10,7 +10,7 @@ import pytest
 
 from omicslake.errors import DatasetError
 from omicslake.sources import zenodo
-from tests.servers import Zenodo
+from standins.servers import Zenodo
 
 COUNTS = gzip.compress(b"gene,sample_a,sample_b\nTP53,5,7\nBRCA1,0,3\nMYC,12,9\n")
 SAMPLES = b"sample\ttissue\nsample_a\tlung\nsample_b\tliver\n"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from standins.servers import HTTPServer
 from tests.conftest import REPO, Lake, demo_http_config, run_snakemake, workflow_config
-from tests.servers import HTTPServer
 from tests.slurm.cluster import SlurmCluster, available
 
 pytestmark = pytest.mark.slow
@@ -127,7 +127,7 @@ def test_workflow_runs_its_ingest_jobs_on_slurm(tmp_path, cluster):
 
 
 def test_a_cellxgene_query_runs_as_chunk_jobs_on_slurm(tmp_path, cluster):
-    from tests.census import build_census
+    from standins.census import build_census
     from tests.test_cellxgene import query
 
     census = build_census(tmp_path / "census")

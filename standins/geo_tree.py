@@ -1,6 +1,6 @@
 """A GEO-shaped folder tree (series/GSEnnn/GSE781/matrix/...) from real fixtures plus generated files.
 
-Real NCBI files are in tests/fixtures/geo/ (from the GEOparse and GEOquery test data). The files built
+Real NCBI files are in standins/fixtures/geo/ (from the GEOparse and GEOquery test data). The files built
 here copy the structure of the real files named in each builder's docstring: their header lines,
 quoting, repeated keys, empty cells and encodings; only the sizes and values are made up.
 """

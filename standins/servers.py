@@ -1,4 +1,4 @@
-"""Real protocol servers on 127.0.0.1 for tests."""
+"""Real protocol servers on 127.0.0.1: the stand-ins of the tests, the demo and the benchmarks."""
 
 from __future__ import annotations
 
