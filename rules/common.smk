@@ -1,3 +1,4 @@
+import asyncio
 import functools
 import hashlib
 import inspect
@@ -98,6 +99,27 @@ def _reevaluate_once(scheduler, delay):
 
 
 job_scheduler.JobScheduler._schedule_reevalutation = _reevaluate_once
+
+
+# Snakemake 9.27 reads the size of every input file of every waiting job on each pass of the scheduling
+# loop (for the greedy scheduler's preference of large inputs), as one asyncio task per file: at 1,000
+# datasets that was 72% of Snakemake's main-thread CPU (py-spy, bench/README.md), and it grows with the
+# square of the run's jobs (each finished job is a pass over all the waiting ones). A waiting job's inputs
+# exist and no longer change: each job's are read once. (Snakemake's own version forgets sizes beyond
+# 10,000 paths; a size is an int, so these stay: 10,000 datasets hold a few MB.)
+async def _input_sizes_once(scheduler, jobs):
+    seen = scheduler.__dict__.setdefault("_omicslake_sized", set())
+    new = {path for job in jobs if job not in seen for path in job.input}
+    seen.update(jobs)
+    new.difference_update(scheduler._input_sizes)
+
+    async def size(path):
+        return path, await path.size() if await path.exists() else None
+
+    scheduler._input_sizes.update(await asyncio.gather(*map(size, new)))
+
+
+job_scheduler.JobScheduler.update_input_sizes = _input_sizes_once
 
 
 # Snakemake 9.27 checks that a job's script is readable for every job it plans (`ScriptProcessor`:
