@@ -40,6 +40,10 @@ docs: setup
 test: lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
+# The edit loop: every case not marked slow (no Snakemake run of the workflow, no SLURM, no browser).
+test-fast: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m "not slow"
+
 # `snakemake --profile slurm` finds profiles in the current folder, ~/.config/snakemake and
 # /etc/xdg/snakemake, not in profiles/: link this clone's SLURM profile into the user's (once).
 PROFILES := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake

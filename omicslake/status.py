@@ -126,9 +126,13 @@ def lake_history(con) -> list[Snapshot]:
     events = provenance.load_events(con)
     current: dict[str, tuple[int, int]] = {}  # a dataset's newest load replaces its previous one
     history: list[Snapshot] = []
+    total_rows = total_bytes = 0  # of the current loads, kept as they change (not summed anew per event)
     for snapshot_id, time, dataset, rows, data_bytes in events:
+        old_rows, old_bytes = current.get(dataset, (0, 0))
         current[dataset] = (rows or 0, data_bytes or 0)
-        totals = sum(r for r, _ in current.values()), sum(b for _, b in current.values())
+        total_rows += (rows or 0) - old_rows
+        total_bytes += (data_bytes or 0) - old_bytes
+        totals = total_rows, total_bytes
         if history and history[-1].snapshot_id == snapshot_id:
             history[-1].loads.append(f"{dataset} ({rows} rows)")
             history[-1].rows, history[-1].bytes = totals

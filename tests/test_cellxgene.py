@@ -1,7 +1,6 @@
 """CELLxGENE Census source: a census built on disk in the census's layout (standins/census.py), read
 through cellxgene_census and tiledbsoma, checked against `cellxgene_census.get_anndata`."""
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,7 @@ import pytest
 from omicslake.errors import DatasetError
 from omicslake.sources import cellxgene
 from standins.census import build_census
-from tests.conftest import NO_RETRIES, Lake, probe_report, run_snakemake, started_jobs, workflow_config
+from tests.conftest import NO_RETRIES, Lake, run_snakemake, started_jobs, workflow_config
 
 LUNG = "tissue_general == 'lung' and is_primary_data == True"
 OBS_COLUMNS = ["assay", "cell_type", "tissue", "tissue_general", "disease", "donor_id", "dataset_id"]
@@ -154,41 +153,6 @@ def test_credentials_in_tiledb_config_are_refused(census):
 
     with pytest.raises(ConfigError, match="tiledb_config.vfs.s3.aws_secret_access_key: a credential"):
         cellxgene.datasets(block(census, query(), tiledb_config={"vfs.s3.aws_secret_access_key": "x"}))
-
-
-@pytest.mark.slow
-def test_workflow_chunks_reruns_nothing_and_a_new_release_replaces_rows(tmp_path, census):
-    uri = str(tmp_path / "mirror")
-    shutil.copytree(census, uri)
-    config = workflow_config(tmp_path, {"cellxgene": {"census_uri": uri, "queries": [query(chunk_cells=100)]}})
-    first = run_snakemake(tmp_path, config)
-    assert first.returncode == 0, first.stderr[-3000:]
-    jobs = started_jobs(first)
-    assert jobs.count(("ingest_cellxgene_chunk", "lung")) == 3  # 237 cells in chunks of 100
-    assert ("ingest_cellxgene_chunk", "census") in jobs
-    lake = Lake(tmp_path)
-    loads = lake.query("SELECT dataset, snapshot_id FROM lake.omicslake.loads ORDER BY 1")
-    assert [d for d, _ in loads] == ["cellxgene.census", "cellxgene.lung"]  # each load: one snapshot
-    assert lake.query("SELECT count(*), min(census_version) FROM lake.cellxgene.obs") == [(237, "2025-11-08")]
-
-    again = run_snakemake(tmp_path, config)
-    assert again.returncode == 0 and started_jobs(again) == []
-    assert set(probe_report(tmp_path, "cellxgene").values()) == {"unchanged"}
-
-    shutil.rmtree(uri)
-    build_census(uri, build_date="2026-05-01")  # the mirror now holds a new release
-    before = lake.query("SELECT max(snapshot_id) FROM lake.snapshots()")[0][0]
-    update = run_snakemake(tmp_path, config)
-    assert update.returncode == 0, update.stderr[-3000:]
-    assert probe_report(tmp_path, "cellxgene") == {"lung": "changed", "census": "changed"}
-    assert lake.query("SELECT census_version, count(*) FROM lake.cellxgene.obs GROUP BY 1") == [("2026-05-01", 237)]
-    assert lake.query(
-        f"SELECT census_version, count(*) FROM lake.cellxgene.obs AT (VERSION => {before}) GROUP BY 1"
-    ) == [("2025-11-08", 237)]
-    snapshot = lake.query("SELECT snapshot_id FROM lake.omicslake.loads WHERE dataset = 'cellxgene.lung' "
-                          "ORDER BY snapshot_id DESC LIMIT 1")[0][0]  # fmt: skip
-    changes = lake.query(f"SELECT changes FROM lake.snapshots() WHERE snapshot_id = {snapshot}")[0][0]
-    assert "tables_inserted_into" in changes and "tables_deleted_from" in changes  # replaced in one snapshot
 
 
 @pytest.mark.slow

@@ -117,24 +117,6 @@ def test_an_unknown_dataset_and_a_malformed_table_are_one_clear_error(lake, kagg
         lake.load("owner__atlas", entry(kaggle_api), "kaggle")
 
 
-@pytest.mark.slow
-def test_workflow_loads_a_dataset_and_a_rerun_starts_no_job(tmp_path, kaggle_api):
-    from tests.conftest import Lake, probe_report, run_snakemake, started_jobs, workflow_config
-
-    kaggle_api.publish("owner/atlas", 4, {"expression.csv": EXPRESSION})
-    sources = {"kaggle": {"api_endpoint": kaggle_api.endpoint, "datasets": [{"ref": "owner/atlas"}]}}
-    config = workflow_config(tmp_path, sources)
-    first = run_snakemake(tmp_path, config)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert started_jobs(first) == [("ingest_kaggle", "owner__atlas"), ("register", "owner__atlas")]
-    assert Lake(tmp_path).query("SELECT count(*) FROM lake.kaggle.expression") == [(2,)]
-    again = run_snakemake(tmp_path, config)
-    assert again.returncode == 0 and started_jobs(again) == []
-    assert probe_report(tmp_path, "kaggle") == {"owner__atlas": "unchanged"}
-    logs = [p for p in tmp_path.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
-    assert logs == []  # not in logs, stamps, manifests, receipts, the catalog or the data
-
-
 def test_storage_faults_are_retried_and_a_refusal_never_shows_the_signed_url(lake, kaggle_api):
     kaggle_api.publish("owner/atlas", 1, {"expression.csv": EXPRESSION})
     kaggle_api.blob_faults = [503, "break"]  # the session retries the 503; the broken body is fetched again

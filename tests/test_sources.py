@@ -12,6 +12,7 @@ import yaml
 from omicslake.sources import SOURCES
 from omicslake.sources.base import ChunkedSource, Source
 from tests.conftest import REPO
+from tests.sources import conftest as contract_fixtures
 
 LUNG = {"name": "lung", "organism": "homo_sapiens", "obs_value_filter": "tissue_general == 'lung'"}
 
@@ -41,7 +42,7 @@ def rules() -> set[str]:
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
-def test_a_registered_source_has_its_contract_schema_rules_docs_page_and_tests(source, rules):
+def test_a_registered_source_has_its_contract_schema_rules_docs_page_tests_and_stand_in(source, rules):
     spec = SOURCES[source]
     contract, functions = (ChunkedSource, ("chunks", "plan_chunk")) if spec.chunked else (Source, ("plan",))
     for function in ("datasets", "probe", *functions):
@@ -56,6 +57,7 @@ def test_a_registered_source_has_its_contract_schema_rules_docs_page_and_tests(s
     assert (REPO / "docs" / "sources" / f"{source}.md").exists(), f"docs/sources/{source}.md is missing"
     assert f"sources/{source}.md" in nav_pages(), f"mkdocs.yml's nav does not name sources/{source}.md"
     assert (REPO / "tests" / f"test_{source}.py").exists()
+    assert hasattr(contract_fixtures, f"{source}_upstream"), f"tests/sources/conftest.py has no {source}_upstream"
     assert (REPO / spec.conda).exists()
 
 

@@ -105,21 +105,6 @@ def test_a_malformed_table_names_its_file(lake, zenodo_api):
         lake.load("record_501", entries(zenodo_api.api, {"id": 501})["record_501"], "zenodo")
 
 
-@pytest.mark.slow
-def test_workflow_loads_a_record_and_a_rerun_starts_no_job(tmp_path, zenodo_api):
-    from tests.conftest import Lake, probe_report, run_snakemake, started_jobs, workflow_config
-
-    zenodo_api.publish(601, {"counts.csv.gz": COUNTS, "paper.pdf": PAPER})
-    config = workflow_config(tmp_path, {"zenodo": {"api_url": zenodo_api.api, "records": [{"id": 601}]}})
-    first = run_snakemake(tmp_path, config)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert started_jobs(first) == [("ingest_zenodo", "record_601"), ("register", "record_601")]
-    assert Lake(tmp_path).query("SELECT count(*) FROM lake.zenodo.counts") == [(3,)]
-    again = run_snakemake(tmp_path, config)
-    assert again.returncode == 0 and started_jobs(again) == []
-    assert probe_report(tmp_path, "zenodo") == {"record_601": "unchanged"}
-
-
 def test_without_retry_after_a_429_waits_for_x_ratelimit_reset(lake, zenodo_api, http_server):
     """Zenodo documents X-RateLimit-Reset, not Retry-After: wait until then, not the short backoff."""
     zenodo_api.publish(402, {"counts.csv.gz": COUNTS}, fail=[429], rate_limit_reset=2)

@@ -1,0 +1,56 @@
+"""One upstream fixture per source (tests/sources/upstreams.py); `upstream` is each of them in turn."""
+
+import pytest
+
+from omicslake.sources import SOURCES
+from standins.servers import Zenodo
+from tests.conftest import KAGGLE_KEY
+from tests.sources import upstreams
+
+
+@pytest.fixture(params=sorted(SOURCES))
+def upstream(request) -> upstreams.Upstream:
+    """Every source in the registry: one without an `<source>_upstream` fixture fails here."""
+    return request.getfixturevalue(f"{request.param}_upstream")
+
+
+@pytest.fixture
+def http_upstream(http_server):
+    return upstreams.HTTP(http_server)
+
+
+@pytest.fixture
+def geo_upstream(tmp_path):
+    return upstreams.GEO(tmp_path / "upstream")
+
+
+@pytest.fixture
+def zenodo_upstream(http_server):
+    return upstreams.Zenodo(Zenodo(http_server))
+
+
+@pytest.fixture
+def kaggle_upstream(kaggle_api):
+    return upstreams.Kaggle(kaggle_api, KAGGLE_KEY)
+
+
+@pytest.fixture
+def s3_upstream(s3_server, monkeypatch):
+    """The stand-in's key in the environment, as on a machine with AWS credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.SECRET)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    return upstreams.S3(s3_server)
+
+
+@pytest.fixture(scope="session")
+def census(tmp_path_factory) -> str:
+    from standins.census import build_census
+
+    return build_census(tmp_path_factory.mktemp("census") / "soma")
+
+
+@pytest.fixture
+def cellxgene_upstream(census, tmp_path):
+    return upstreams.CELLxGENE(census, tmp_path / "upstream")
