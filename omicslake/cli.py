@@ -33,6 +33,7 @@ SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 def load_config(config_file: str) -> dict:
     """The workflow config, validated and with defaults filled in exactly as the Snakefile does;
     a ConfigError (one line: the file or key, the cause, the fix) when it cannot be used."""
+    from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
     if not Path(config_file).is_file():
@@ -49,8 +50,11 @@ def load_config(config_file: str) -> dict:
         raise ConfigError(f"config file {config_file} is not YAML{where}: {problem}", "correct it there") from None
     if not isinstance(config, dict):
         raise ConfigError(f"config file {config_file} is not a mapping", "write it as key: value lines")
-    cfg.validate(config, SCHEMA)  # one line naming the key; Snakemake's validate fills in the defaults
-    validate(config, str(SCHEMA), set_default=True)
+    try:  # Snakemake's check fills in the defaults (as the Snakefile's); ours names a violation in one line
+        validate(config, str(SCHEMA), set_default=True)
+    except WorkflowError:
+        cfg.validate(config, SCHEMA)
+        raise
     cfg.check(config)
     sources.datasets(config)  # each source checks its entries
     return config

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from snakemake.common import overwrite_function_params
 from snakemake.dag import ScriptProcessor
-from snakemake.exceptions import IncompleteCheckpointException
+from snakemake.exceptions import IncompleteCheckpointException, WorkflowError
 from snakemake.scheduling import job_scheduler
 from snakemake.utils import validate
 
@@ -53,10 +53,13 @@ try:  # a config error: one line naming the key and the fix (Snakemake would pri
     if not config.pop(
         VALIDATED, False
     ):  # else: a job's process, given the run's checked config
-        omicslake_config.validate(
-            config, Path(workflow.basedir, "config", "schema.yaml")
-        )
-        validate(config, schema="../config/schema.yaml")  # fills in the defaults
+        try:  # Snakemake's check fills in the defaults; ours names a violation in one line
+            validate(config, schema="../config/schema.yaml")
+        except WorkflowError:
+            omicslake_config.validate(
+                config, Path(workflow.basedir, "config", "schema.yaml")
+            )
+            raise
         omicslake_config.check(config)
         omicslake_sources.datasets(config)  # each source checks its entries
 except ConfigError as e:
