@@ -40,9 +40,10 @@ docs: setup
 test: lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
-# The edit loop: every case not marked slow (no Snakemake run of the workflow, no SLURM, no browser).
+# The edit loop: every case not marked slow (no Snakemake run of the workflow, no SLURM, no browser, no
+# S3 or PostgreSQL server), on two workers (pytest-xdist; the slow tier's SLURM cluster is not shared).
 test-fast: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m "not slow"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m "not slow" -n 2
 
 # `snakemake --profile slurm` finds profiles in the current folder, ~/.config/snakemake and
 # /etc/xdg/snakemake, not in profiles/: link this clone's SLURM profile into the user's (once).

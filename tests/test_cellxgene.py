@@ -10,6 +10,8 @@ from omicslake.sources import cellxgene
 from standins.census import build_census
 from tests.conftest import NO_RETRIES, Lake, run_snakemake, started_jobs, workflow_config
 
+pytestmark = pytest.mark.slow  # censuses built and read through tiledbsoma: not in `make test-fast`
+
 LUNG = "tissue_general == 'lung' and is_primary_data == True"
 OBS_COLUMNS = ["assay", "cell_type", "tissue", "tissue_general", "disease", "donor_id", "dataset_id"]
 
@@ -155,7 +157,6 @@ def test_credentials_in_tiledb_config_are_refused(census):
         cellxgene.datasets(block(census, query(), tiledb_config={"vfs.s3.aws_secret_access_key": "x"}))
 
 
-@pytest.mark.slow
 def test_a_failed_chunk_is_retried_alone(tmp_path, census):
     config = workflow_config(tmp_path, {"cellxgene": {"census_uri": census, "queries": [query(chunk_cells=100)]}})
     blocker = tmp_path / "staging" / "cellxgene" / "lung" / "chunk" / "1" / "parquet"

@@ -18,6 +18,8 @@ from omicslake.status import collect
 from standins.servers import PostgresServer
 from tests.conftest import REPO, write_gz
 
+pytestmark = pytest.mark.slow  # a PostgreSQL server: not in `make test-fast`
+
 GENES = "gene_id\tsymbol\tscore\n1\tA1BG\t0.5\n2\tA2M\t1.0\n3\tNAT1\t1.25\n"
 
 

@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from omicslake.catalog import extension_file
 from omicslake.publish import publish
 from tests.conftest import write_gz
+
+pytestmark = pytest.mark.slow  # published lakes, PostgreSQL and HTTPS: not in `make test-fast`
 
 GENES = "gene_id\tsymbol\tscore\n1\tA1BG\t0.5\n2\tA2M\t1.0\n3\tNAT1\t1.25\n"
 

@@ -3,9 +3,12 @@
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import write_gz
+
+pytestmark = pytest.mark.slow  # the omicslake command on real lakes: not in `make test-fast`
 
 GENES = "gene_id\tsymbol\n1\tA1BG\n2\tA2M\n"
 

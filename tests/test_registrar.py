@@ -7,9 +7,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from omicslake import registrar
 from omicslake.jobs import Outcome
 from tests.conftest import REPO, write_gz
+
+pytestmark = pytest.mark.slow  # registrar processes: not in `make test-fast`
 
 GENES = "gene_id\tsymbol\tscore\n1\tTP53\t0.5\n2\tBRCA1\t1.25\n3\tEGFR\t1.0\n"
 

@@ -13,6 +13,8 @@ import pytest
 from omicslake.catalog import open_lake
 from tests.conftest import NO_RETRIES, REPO, run_snakemake, workflow_config
 
+pytestmark = pytest.mark.slow  # Snakemake runs and a browser: not in `make test-fast`
+
 ARTIFACTS = REPO / "tests" / "artifacts"  # kept after the run (git-ignored): the report's screenshot
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
 # Headless on a closed network: no background connections, no sandbox (root in CI).

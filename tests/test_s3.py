@@ -15,6 +15,8 @@ from omicslake.errors import DatasetError
 from omicslake.manifest import Manifest
 from omicslake.sources import s3
 
+pytestmark = pytest.mark.slow  # a SeaweedFS server per case: not in `make test-fast`
+
 GENES = b"gene,sample_a,sample_b\nTP53,5,7\nBRCA1,0,3\n"
 MORE = b"gene,sample_a,sample_b\nMYC,12,9\n"
 
@@ -250,7 +252,6 @@ def test_config_refuses_credentials_in_the_endpoint():
         s3.datasets([{"name": "x", "bucket_url": "s3://b/", "endpoint_url": "http://me:pw@127.0.0.1:9000"}])
 
 
-@pytest.mark.slow
 def test_workflow_on_s3_and_postgres_then_a_published_copy_read_by_plain_duckdb(tmp_path, s3_server, aws_env, pg_lake):
     """Issue 10 end to end: data path on S3, catalog in PostgreSQL, objects in place and staged,
     a rerun without jobs, `omicslake query`, then `omicslake publish` read by DuckDB alone."""

@@ -61,6 +61,7 @@ def test_a_registered_source_has_its_contract_schema_rules_docs_page_tests_and_s
     assert (REPO / spec.conda).exists()
 
 
+@pytest.mark.slow  # a Snakemake run
 def test_building_the_dag_imports_neither_dlt_nor_pyarrow(tmp_path):
     """`snakemake -n` of the real Snakefile with dlt, pyarrow and duckdb made unimportable."""
     from tests.conftest import workflow_config
@@ -96,6 +97,7 @@ runpy.run_module("snakemake", run_name="__main__")
     assert "probe_geo" in result.stdout and "probe_cellxgene" in result.stdout
 
 
+@pytest.mark.slow  # a Snakemake run
 def test_a_dry_run_plans_only_the_probes(tmp_path):
     """Which datasets load is known after the probes: the first DAG is one probe per source."""
     from tests.conftest import run_snakemake, workflow_config

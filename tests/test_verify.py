@@ -13,6 +13,8 @@ import yaml
 from omicslake.verify import verify
 from tests.conftest import write_gz
 
+pytestmark = pytest.mark.slow  # whole lakes checked: not in `make test-fast`
+
 GENES = "gene_id\tsymbol\tscore\n1\tA1BG\t0.5\n2\tA2M\t1.0\n3\tNAT1\t1.25\n"
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # warm processes and Snakemake runs: not in `make test-fast`
+
 REPO = Path(__file__).resolve().parent.parent
 
 # A job script as Snakemake runs one: hands itself off first, then does its work.

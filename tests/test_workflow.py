@@ -10,6 +10,8 @@ import pytest
 from omicslake.catalog import connect, open_lake
 from tests.conftest import REPO, Lake, demo_http_config, run_snakemake, started_jobs, workflow_config
 
+pytestmark = pytest.mark.slow  # Snakemake runs of the workflow: not in `make test-fast`
+
 DEMO = REPO / "demo" / "data"
 
 
@@ -21,7 +23,6 @@ def attach(workdir):
     return con
 
 
-@pytest.mark.slow
 def test_demo_runs_every_source_offline_and_shows_its_deliberate_failure(tmp_path):
     """`make demo` end to end in a copy of the repository: stand-ins on 127.0.0.1, every source,
     `omicslake status` naming the failed dataset and its cause, the cross-source query, the report."""
@@ -52,7 +53,6 @@ def test_demo_runs_every_source_offline_and_shows_its_deliberate_failure(tmp_pat
     assert f"report: {repo / 'results' / 'demo' / 'report.html'}" in out
 
 
-@pytest.mark.slow
 def test_demo_config_runs_offline(tmp_path):
     """The sample tables of demo/data (no stand-in needed): a lake that lost a table, or was
     wiped by hand, gets it back on the next run."""
@@ -126,7 +126,6 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, config, messag
     assert "Traceback" not in output and "File " not in output, output
 
 
-@pytest.mark.slow
 def test_a_dataset_named_probe_keeps_its_files_when_old_probe_reports_are_trimmed(tmp_path):
     """Probe reports live in `<staging>/<source>/_probes/`, outside every dataset's folder: the
     probe keeps the last 10 reports, and a dataset named `probe` keeps its stamp and manifest."""
