@@ -23,7 +23,7 @@ from standins.servers import HTTPServer
 from tests.conftest import REPO, Lake, demo_http_config, run_snakemake, workflow_config
 from tests.slurm.cluster import SlurmCluster, available
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]  # one cluster: its tests on one worker
+pytestmark = pytest.mark.slow
 
 TIME_LIMIT_TEST = "test_a_job_slurm_kills_for_time_comes_back_with_more_and_others_are_registered"
 
