@@ -38,7 +38,7 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir .site
 
 # Two workers, a test file each at a time (pytest-xdist's loadfile: a file's module-scoped SLURM cluster,
-# census or server stays up for all its cases): 24 min for the whole suite on 2 cores, 33-35 min serially.
+# census or server stays up for all its cases): 24 min for the whole suite on 2 cores, 35 min serially.
 test: lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 --dist loadfile
 

@@ -31,6 +31,23 @@ def s3_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def aws_env(monkeypatch, s3_server):
+    """The S3 stand-in's key in the environment, as on a machine with AWS credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.SECRET)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+
+@pytest.fixture(scope="session")
+def census(tmp_path_factory) -> str:
+    """A census in the census's layout (standins/census.py); cases that change it copy it first."""
+    from standins.census import build_census
+
+    return build_census(tmp_path_factory.mktemp("census") / "soma")
+
+
 @pytest.fixture(scope="session")
 def postgres():
     server = PostgresServer()

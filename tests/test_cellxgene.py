@@ -7,18 +7,12 @@ import pytest
 
 from omicslake.errors import DatasetError
 from omicslake.sources import cellxgene
-from standins.census import build_census
 from tests.conftest import NO_RETRIES, Lake, run_snakemake, started_jobs, workflow_config
 
 pytestmark = pytest.mark.slow  # censuses built and read through tiledbsoma: not in `make test-fast`
 
 LUNG = "tissue_general == 'lung' and is_primary_data == True"
 OBS_COLUMNS = ["assay", "cell_type", "tissue", "tissue_general", "disease", "donor_id", "dataset_id"]
-
-
-@pytest.fixture(scope="module")
-def census(tmp_path_factory) -> str:
-    return build_census(tmp_path_factory.mktemp("census") / "soma")
 
 
 def query(name="lung", organism="homo_sapiens", obs_value_filter=LUNG, **extra) -> dict:

@@ -32,14 +32,6 @@ def entry(server, **extra) -> dict:
     return s3.datasets([fields])["counts"]
 
 
-@pytest.fixture
-def aws_env(monkeypatch, s3_server):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.SECRET)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-
-
 def manifest(lake) -> Manifest:
     return Manifest.read(lake.folder("counts", "s3") / "manifest.json")
 

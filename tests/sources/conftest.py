@@ -35,20 +35,8 @@ def kaggle_upstream(kaggle_api):
 
 
 @pytest.fixture
-def s3_upstream(s3_server, monkeypatch):
-    """The stand-in's key in the environment, as on a machine with AWS credentials."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.SECRET)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+def s3_upstream(s3_server, aws_env):
     return upstreams.S3(s3_server)
-
-
-@pytest.fixture(scope="session")
-def census(tmp_path_factory) -> str:
-    from standins.census import build_census
-
-    return build_census(tmp_path_factory.mktemp("census") / "soma")
 
 
 @pytest.fixture
